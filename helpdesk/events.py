@@ -1,0 +1,95 @@
+"""Domain events: the catalogue of names, who reacts to each, and publishing after commit.
+
+A domain event is a `TicketEvent` row (the audit trail doubles as the outbox) sent to Celery as a
+small JSON dict of ids once the transaction that wrote it has committed. Subscribers are listed here,
+explicitly, so `grep` finds who reacts to what; there are no Django signals in the domain flow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from django.db import transaction
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from tickets.models import TicketEvent
+
+logger = logging.getLogger(__name__)
+
+TICKET_CREATED = "ticket.created"
+TICKET_UPDATED = "ticket.updated"
+MESSAGE_RECEIVED = "message.received"
+MESSAGE_QUEUED = "message.queued"
+MESSAGE_SENT = "message.sent"
+MESSAGE_FAILED = "message.failed"
+NOTE_ADDED = "note.added"
+
+CATALOGUE = frozenset(
+    {
+        TICKET_CREATED,
+        TICKET_UPDATED,
+        MESSAGE_RECEIVED,
+        MESSAGE_QUEUED,
+        MESSAGE_SENT,
+        MESSAGE_FAILED,
+        NOTE_ADDED,
+    }
+)
+
+# Event name -> Celery task paths that consume it. Each task takes a list of event dicts (a batch).
+SUBSCRIBERS: dict[str, tuple[str, ...]] = {
+    MESSAGE_RECEIVED: ("tickets.tasks.record_customer_contact",),
+    MESSAGE_QUEUED: ("tickets.tasks.deliver_queued_messages",),
+}
+
+
+def as_payload(event: TicketEvent) -> dict[str, Any]:
+    """The JSON-serialisable form sent to subscribers: ids only, never rows."""
+    return {
+        "id": event.pk,
+        "name": event.name,
+        "ticket_id": event.ticket_id,
+        "message_id": event.message_id,
+        "actor_id": event.actor_id,
+        "occurred_at": event.created_at.isoformat(),
+    }
+
+
+def publish_on_commit(events: Iterable[TicketEvent]) -> None:
+    """Publish these events once the current transaction commits (immediately outside one)."""
+    payloads = [as_payload(event) for event in events]
+    unknown = {payload["name"] for payload in payloads} - CATALOGUE
+    if unknown:
+        raise ValueError(f"Events missing from the catalogue in helpdesk/events.py: {sorted(unknown)}")
+    if payloads:
+        transaction.on_commit(lambda: publish(payloads))
+
+
+def publish(payloads: list[dict[str, Any]]) -> None:
+    """Hand events to their subscribers, one Celery message per subscriber, then mark them published.
+
+    If the broker is down the rows stay unpublished and `republish_unpublished_events` sends them later.
+    """
+    from tickets.models import TicketEvent
+
+    batches: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for payload in payloads:
+        for task_path in SUBSCRIBERS.get(payload["name"], ()):
+            batches[task_path].append(payload)
+    try:
+        for task_path, batch in batches.items():
+            send_to_subscriber(task_path, batch)
+    except Exception:
+        logger.exception("Could not publish %d domain events; the beat sweep will retry", len(payloads))
+        return
+    TicketEvent.objects.filter(pk__in=[payload["id"] for payload in payloads]).update(published_at=timezone.now())
+
+
+def send_to_subscriber(task_path: str, batch: list[dict[str, Any]]) -> None:
+    from helpdesk.celery import app
+
+    app.send_task(task_path, args=[batch])

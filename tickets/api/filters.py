@@ -1,0 +1,33 @@
+import django_filters
+from django.db.models import QuerySet
+from rest_framework.exceptions import ValidationError
+
+from tickets.models import Channel, Priority, Status, Ticket
+
+
+class TicketFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices)
+    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
+    channel = django_filters.MultipleChoiceFilter(choices=Channel.choices)
+    assignee = django_filters.CharFilter(method="filter_assignee", help_text='User id, "me" or "none".')
+    team = django_filters.NumberFilter(field_name="team_id")
+    customer = django_filters.NumberFilter(field_name="customer_id")
+    tag = django_filters.CharFilter(method="filter_tag")
+    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+
+    class Meta:
+        model = Ticket
+        fields = ["status", "priority", "channel", "assignee", "team", "customer", "tag", "updated_since"]
+
+    def filter_assignee(self, tickets: QuerySet[Ticket], name: str, value: str) -> QuerySet[Ticket]:
+        if value == "me":
+            return tickets.filter(assignee=self.request.user)
+        if value == "none":
+            return tickets.filter(assignee__isnull=True)
+        if not value.isdigit():
+            raise ValidationError({"assignee": [f'Expected a user id, "me" or "none", not {value!r}.']})
+        return tickets.filter(assignee_id=int(value))
+
+    def filter_tag(self, tickets: QuerySet[Ticket], name: str, value: str) -> QuerySet[Ticket]:
+        return tickets.filter(tags__contains=[value.strip().lower()])
+

@@ -1,0 +1,58 @@
+"""The API channel: integrations push customer messages as JSON; they go through the one inbound pipeline."""
+
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tickets import inbound
+from tickets.api.permissions import IsAdmin
+from tickets.channels import ApiPayloadError, parse_api_payload
+from tickets.models import Channel, EnvelopeStatus
+
+
+class EnvelopeSerializer(serializers.Serializer):
+    envelope = serializers.IntegerField(source="pk")
+    status = serializers.CharField()
+    error = serializers.CharField()
+    message = serializers.IntegerField(source="message_id", allow_null=True)
+    ticket = serializers.SerializerMethodField()
+
+    def get_ticket(self, envelope) -> int | None:
+        return envelope.message.ticket_id if envelope.message_id else None
+
+
+class InboundMessageApi(APIView):
+    """Store a customer's message pushed by an integration, then thread it into a ticket."""
+
+    permission_classes = [IsAdmin]
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request={"application/json": {"type": "object"}},
+        responses={202: EnvelopeSerializer},
+        examples=[
+            OpenApiExample(
+                "message",
+                value={
+                    "id": "crm-4711",
+                    "customer": {"id": "crm-customer-42", "name": "Ivan Petrov", "locale": "ru"},
+                    "subject": "Order not delivered",
+                    "text": "Where is my order?",
+                    "thread_key": "order-1009",
+                },
+                request_only=True,
+            )
+        ],
+    )
+    def post(self, request):
+        raw = request.body
+        try:
+            parsed = parse_api_payload(raw, {})
+        except ApiPayloadError as error:
+            return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
+        envelope, _ = inbound.store_envelope(Channel.API, parsed.external_id, raw, source={"user": request.user.pk})
+        if envelope.status != EnvelopeStatus.PROCESSED:
+            envelope = inbound.process_envelope(envelope)
+        return Response(EnvelopeSerializer(envelope).data, status=status.HTTP_202_ACCEPTED)

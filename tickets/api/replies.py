@@ -1,0 +1,47 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tickets import replies, selectors
+from tickets.api.serializers import MessageSerializer
+from tickets.models import Status
+
+
+class MessageInput(serializers.Serializer):
+    text = serializers.CharField(required=False, allow_blank=True, default="", max_length=100_000)
+    html = serializers.CharField(required=False, allow_blank=True, default="", max_length=500_000)
+
+    def validate(self, attrs):
+        if not attrs["text"].strip() and not attrs["html"].strip():
+            raise serializers.ValidationError({"text": ["The message is empty."]})
+        return attrs
+
+
+class TicketReplyApi(APIView):
+    """Answer the customer on the ticket's channel; delivery happens in the background."""
+
+    class InputSerializer(MessageInput):
+        status = serializers.ChoiceField(
+            choices=[s for s in Status.choices if s[0] not in (Status.NEW, Status.CLOSED)], required=False
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: MessageSerializer})
+    def post(self, request, ticket_id: int):
+        ticket = selectors.ticket_for_agent(request.user, ticket_id)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = replies.send_reply(ticket, actor=request.user, **data.validated_data)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
+
+
+class TicketNoteApi(APIView):
+    """An internal note, seen by agents only."""
+
+    @extend_schema(request=MessageInput, responses={201: MessageSerializer})
+    def post(self, request, ticket_id: int):
+        ticket = selectors.ticket_for_agent(request.user, ticket_id)
+        data = MessageInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = replies.add_note(ticket, actor=request.user, **data.validated_data)
+        return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)

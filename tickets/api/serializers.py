@@ -1,0 +1,132 @@
+"""Output shapes shared by several endpoints. Input serializers live beside their view."""
+
+from rest_framework import serializers
+
+from tickets.models import Attachment, Customer, Identity, Message, Team, Ticket, TicketEvent, User
+
+
+class UserBriefSerializer(serializers.ModelSerializer):
+    name = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "name", "role"]
+
+    def get_name(self, user: User) -> str:
+        return user.get_full_name() or user.username
+
+
+class TeamBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Team
+        fields = ["id", "name"]
+
+
+class IdentitySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Identity
+        fields = ["id", "channel", "address", "display_name"]
+
+
+class CustomerBriefSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Customer
+        fields = ["id", "name", "locale"]
+
+
+class TicketRowSerializer(serializers.ModelSerializer):
+    customer = CustomerBriefSerializer()
+    assignee = UserBriefSerializer(allow_null=True)
+    team = TeamBriefSerializer(allow_null=True)
+
+    class Meta:
+        model = Ticket
+        fields = [
+            "id",
+            "number",
+            "subject",
+            "status",
+            "priority",
+            "channel",
+            "customer",
+            "assignee",
+            "team",
+            "tags",
+            "follow_up_of",
+            "created_at",
+            "updated_at",
+            "first_response_at",
+            "solved_at",
+        ]
+
+
+class AttachmentSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Attachment
+        fields = ["id", "filename", "content_type", "size", "sha256", "content_id"]
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    author = UserBriefSerializer(allow_null=True)
+    attachments = AttachmentSerializer(many=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "direction",
+            "kind",
+            "channel",
+            "author",
+            "customer",
+            "body_text",
+            "body_html",
+            "external_id",
+            "delivery_status",
+            "delivery_error",
+            "created_at",
+            "sent_at",
+            "attachments",
+        ]
+
+
+class EventSerializer(serializers.ModelSerializer):
+    actor = UserBriefSerializer(allow_null=True)
+
+    class Meta:
+        model = TicketEvent
+        fields = ["id", "name", "actor", "message", "changes", "created_at"]
+
+
+class TicketDetailSerializer(TicketRowSerializer):
+    messages = MessageSerializer(many=True, source="timeline")
+    events = EventSerializer(many=True, source="audit_trail")
+
+    class Meta(TicketRowSerializer.Meta):
+        fields = [*TicketRowSerializer.Meta.fields, "custom_fields", "closed_at", "messages", "events"]
+
+
+class CustomerSerializer(serializers.ModelSerializer):
+    identities = IdentitySerializer(many=True, read_only=True)
+    organization = serializers.SlugRelatedField(slug_field="name", read_only=True)
+
+    class Meta:
+        model = Customer
+        fields = [
+            "id",
+            "name",
+            "locale",
+            "timezone",
+            "organization",
+            "notes",
+            "identities",
+            "created_at",
+            "last_contact_at",
+        ]
+
+
+class CustomerDetailSerializer(CustomerSerializer):
+    tickets = TicketRowSerializer(many=True, source="recent_tickets")
+
+    class Meta(CustomerSerializer.Meta):
+        fields = [*CustomerSerializer.Meta.fields, "tickets"]

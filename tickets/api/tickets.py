@@ -1,0 +1,79 @@
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.filters import OrderingFilter
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from tickets import lifecycle, replies, selectors
+from tickets.api.filters import TicketFilter
+from tickets.api.serializers import TicketDetailSerializer, TicketRowSerializer
+from tickets.models import Channel, Priority, Role, Status, Team, User
+
+
+class AgentField(serializers.PrimaryKeyRelatedField):
+    def get_queryset(self):
+        return User.objects.filter(is_active=True).exclude(role=Role.CUSTOMER)
+
+
+class TicketListApi(generics.ListAPIView):
+    """Tickets the caller may see, newest activity first, cursor-paginated."""
+
+    serializer_class = TicketRowSerializer
+    filterset_class = TicketFilter
+    filter_backends = [*generics.ListAPIView.filter_backends, OrderingFilter]
+    ordering_fields = ["updated_at", "created_at", "number"]
+    ordering = "-updated_at"
+
+    def get_queryset(self):
+        return selectors.ticket_inbox(self.request.user)
+
+    class CreateInput(serializers.Serializer):
+        customer = serializers.IntegerField(min_value=1)
+        subject = serializers.CharField(max_length=255)
+        text = serializers.CharField(required=False, allow_blank=True, default="")
+        html = serializers.CharField(required=False, allow_blank=True, default="")
+        channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
+        priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
+        team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
+        assignee = AgentField(required=False, allow_null=True)
+        tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
+
+        def validate(self, attrs):
+            if not attrs["text"].strip() and not attrs["html"].strip():
+                raise serializers.ValidationError({"text": ["Write the first message (text or html)."]})
+            return attrs
+
+    @extend_schema(request=CreateInput, responses={201: TicketDetailSerializer})
+    def post(self, request):
+        data = self.CreateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        customer = get_object_or_404(selectors.customers_for_agent(request.user), pk=fields.pop("customer"))
+        ticket = replies.open_ticket(customer, actor=request.user, **fields)
+        detail = selectors.ticket_detail(request.user, ticket.pk)
+        return Response(TicketDetailSerializer(detail).data, status=status.HTTP_201_CREATED)
+
+
+class TicketDetailApi(APIView):
+    class UpdateInput(serializers.Serializer):
+        subject = serializers.CharField(max_length=255, required=False)
+        status = serializers.ChoiceField(choices=Status.choices, required=False)
+        priority = serializers.ChoiceField(choices=Priority.choices, required=False)
+        assignee = AgentField(required=False, allow_null=True)
+        team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
+        tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
+        custom_fields = serializers.DictField(required=False)
+
+    @extend_schema(responses=TicketDetailSerializer)
+    def get(self, request, ticket_id: int):
+        ticket = selectors.ticket_detail(request.user, ticket_id)
+        return Response(TicketDetailSerializer(ticket).data)
+
+    @extend_schema(request=UpdateInput, responses=TicketDetailSerializer)
+    def patch(self, request, ticket_id: int):
+        ticket = selectors.ticket_for_agent(request.user, ticket_id)
+        data = self.UpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        lifecycle.update(ticket, actor=request.user, **data.validated_data)
+        return Response(TicketDetailSerializer(selectors.ticket_detail(request.user, ticket_id)).data)

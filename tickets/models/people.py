@@ -1,0 +1,87 @@
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from tickets.models.choices import Channel, Role
+
+
+class User(AbstractUser):
+    """Anyone who signs in: agents, supervisors and admins work tickets; customers use the portal."""
+
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.AGENT)
+    locale = models.CharField(_("language"), max_length=8, blank=True)
+    timezone = models.CharField(_("time zone"), max_length=64, blank=True)
+
+    @property
+    def is_agent(self) -> bool:
+        """True for everyone who works tickets (agents, supervisors, admins)."""
+        return self.role != Role.CUSTOMER and self.is_active
+
+    @property
+    def sees_all_tickets(self) -> bool:
+        return self.role in (Role.SUPERVISOR, Role.ADMIN) or self.is_superuser
+
+
+class Team(models.Model):
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    members = models.ManyToManyField(User, related_name="teams", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Organization(models.Model):
+    name = models.CharField(_("name"), max_length=200, unique=True)
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Customer(models.Model):
+    name = models.CharField(_("name"), max_length=200, blank=True)
+    locale = models.CharField(_("language"), max_length=8, blank=True)
+    timezone = models.CharField(_("time zone"), max_length=64, blank=True)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="customers"
+    )
+    notes = models.TextField(_("notes"), blank=True)
+    # Set when the customer has a portal login; customers without one still have tickets.
+    user = models.OneToOneField(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="customer_profile"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_contact_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["-last_contact_at"], name="customer_last_contact")]
+
+    def __str__(self) -> str:
+        return self.name or f"Customer #{self.pk}"
+
+
+class Identity(models.Model):
+    """One address a customer writes from. The address is stored normalized (see tickets.identities)."""
+
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="identities")
+    channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
+    address = models.CharField(_("address"), max_length=320)
+    display_name = models.CharField(_("display name"), max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "identities"
+        constraints = [
+            models.UniqueConstraint(fields=["channel", "address"], name="identity_unique_address"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel}:{self.address}"

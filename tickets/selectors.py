@@ -1,0 +1,105 @@
+"""Reads. Every fetch by id from a request goes through one of these: missing and forbidden are the same 404."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch, Q, QuerySet
+from django.http import Http404
+
+from tickets.models import Attachment, Customer, Message, MessageKind, Team, Ticket, TicketEvent, User
+
+
+def tickets_visible_to(agent: User) -> QuerySet[Ticket]:
+    """Supervisors and admins see every ticket; agents their teams' tickets, their own, and unrouted ones."""
+    if not agent.is_authenticated or not agent.is_agent:
+        return Ticket.objects.none()
+    tickets = Ticket.objects.all()
+    if agent.sees_all_tickets:
+        return tickets
+    team_ids = list(agent.teams.values_list("id", flat=True))
+    return tickets.filter(Q(team_id__in=team_ids) | Q(assignee=agent) | Q(team__isnull=True))
+
+
+def ticket_inbox(agent: User) -> QuerySet[Ticket]:
+    """The ticket list: the visible tickets with everything a row shows, in a fixed number of queries."""
+    return tickets_visible_to(agent).select_related("customer", "assignee", "team")
+
+
+def ticket_for_agent(agent: User, ticket_id: int, *, lock: bool = False) -> Ticket:
+    tickets = tickets_visible_to(agent).select_related("customer", "assignee", "team")
+    if lock:
+        tickets = tickets.select_for_update(of=("self",))
+    return _get_or_404(tickets, ticket_id)
+
+
+def customer_tickets(customer_user: User) -> QuerySet[Ticket]:
+    profile = getattr(customer_user, "customer_profile", None) if customer_user.is_authenticated else None
+    if profile is None:
+        return Ticket.objects.none()
+    return Ticket.objects.filter(customer=profile)
+
+
+def ticket_for_customer(customer_user: User, ticket_id: int) -> Ticket:
+    return _get_or_404(customer_tickets(customer_user), ticket_id)
+
+
+def ticket_timeline(ticket: Ticket, *, include_internal: bool = True) -> QuerySet[Message]:
+    messages = ticket.messages.select_related("author", "customer").prefetch_related("attachments")
+    if not include_internal:
+        messages = messages.exclude(kind=MessageKind.INTERNAL_NOTE)
+    return messages.order_by("created_at", "id")
+
+
+def ticket_events(ticket: Ticket) -> QuerySet[TicketEvent]:
+    return ticket.events.select_related("actor").order_by("created_at", "id")
+
+
+def ticket_detail(agent: User, ticket_id: int) -> Ticket:
+    """A ticket with its messages (attachments too) and its audit trail, prefetched."""
+    ticket = ticket_for_agent(agent, ticket_id)
+    ticket.timeline = list(ticket_timeline(ticket))
+    ticket.audit_trail = list(ticket_events(ticket))
+    return ticket
+
+
+def customers_for_agent(agent: User) -> QuerySet[Customer]:
+    if not agent.is_authenticated or not agent.is_agent:
+        return Customer.objects.none()
+    return Customer.objects.select_related("organization").prefetch_related("identities")
+
+
+def customer_for_agent(agent: User, customer_id: int) -> Customer:
+    customers = customers_for_agent(agent).prefetch_related(
+        Prefetch(
+            "tickets",
+            queryset=tickets_visible_to(agent).select_related("assignee", "team").order_by("-updated_at")[:100],
+            to_attr="recent_tickets",
+        )
+    )
+    return _get_or_404(customers, customer_id)
+
+
+def teams_for_agent(agent: User) -> QuerySet[Team]:
+    if not agent.is_authenticated or not agent.is_agent:
+        return Team.objects.none()
+    return Team.objects.prefetch_related("members")
+
+
+_MAX_ID = 2**63 - 1
+
+
+def _get_or_404(queryset: QuerySet, object_id: int):
+    try:
+        object_id = int(object_id)
+    except (ValueError, TypeError):
+        raise Http404 from None
+    if not 0 < object_id <= _MAX_ID:
+        raise Http404
+    try:
+        return queryset.get(pk=object_id)
+    except queryset.model.DoesNotExist:
+        raise Http404 from None
+
+
+def attachment_for_agent(agent: User, attachment_id: int) -> Attachment:
+    visible = Attachment.objects.filter(message__ticket__in=tickets_visible_to(agent))
+    return _get_or_404(visible, attachment_id)

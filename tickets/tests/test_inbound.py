@@ -1,0 +1,280 @@
+"""tickets.inbound.receive(): idempotency, threading, reopening, follow-ups, envelopes and replay."""
+
+import hashlib
+
+import pytest
+from django.core.management import call_command
+
+from conftest import inbound_message
+from helpdesk import events
+from tickets import inbound, lifecycle
+from tickets.channels import InboundAttachment
+from tickets.exceptions import InvalidIdentity
+from tickets.models import (
+    Channel,
+    Customer,
+    EnvelopeStatus,
+    Identity,
+    InboundEnvelope,
+    Message,
+    MessageKind,
+    Status,
+    Ticket,
+    TicketEvent,
+)
+
+pytestmark = pytest.mark.django_db
+
+
+def test_first_message_creates_customer_identity_and_ticket(captured_events):
+    received = inbound.receive(inbound_message(sender_address="Maria@Example.COM", sender_name="Maria"))
+
+    assert received.ticket_created and not received.duplicate
+    ticket = received.ticket
+    assert ticket.status == Status.NEW
+    assert ticket.channel == Channel.EMAIL
+    assert ticket.subject == "Не приходит счёт"
+    assert ticket.number >= 1000
+    identity = Identity.objects.get(channel=Channel.EMAIL, address="maria@example.com")
+    assert ticket.customer == identity.customer
+    assert identity.customer.name == "Maria"
+    assert received.message.direction == "in"
+    assert received.message.customer == identity.customer
+    assert captured_events.names == [events.TICKET_CREATED, events.MESSAGE_RECEIVED]
+
+
+def test_same_external_id_twice_gives_one_message_and_no_error(captured_events):
+    message = inbound_message(external_id="<once@customer.test>")
+
+    first = inbound.receive(message)
+    second = inbound.receive(message)
+
+    assert second.duplicate
+    assert second.message.pk == first.message.pk
+    assert Message.objects.filter(external_id="<once@customer.test>").count() == 1
+    assert Ticket.objects.count() == 1
+    assert captured_events.names == [events.TICKET_CREATED, events.MESSAGE_RECEIVED]
+
+
+def test_external_ids_are_unique_per_channel_not_globally():
+    inbound.receive(inbound_message(external_id="42"))
+    other = inbound.receive(
+        inbound_message(
+            channel=Channel.TELEGRAM, external_id="42", sender_address="123456", thread_key="chat-1"
+        )
+    )
+
+    assert not other.duplicate
+    assert Message.objects.filter(external_id="42").count() == 2
+
+
+def test_reply_referencing_an_earlier_message_threads_into_its_ticket(ivan):
+    first = inbound.receive(inbound_message(external_id="<root@customer.test>"))
+    inbound.receive(inbound_message(new_conversation=True, subject="Another question"))
+
+    reply = inbound.receive(
+        inbound_message(subject="Re: Не приходит счёт", in_reply_to=("<unknown@x>", "<root@customer.test>"))
+    )
+
+    assert reply.ticket.pk == first.ticket.pk
+    assert not reply.ticket_created
+
+
+def test_explicit_thread_key_beats_the_customers_latest_ticket(ivan):
+    first = inbound.receive(
+        inbound_message(channel=Channel.WIDGET, sender_address="visitor-0001", thread_key="conv-a")
+    )
+    second = inbound.receive(
+        inbound_message(channel=Channel.WIDGET, sender_address="visitor-0001", thread_key="conv-b")
+    )
+
+    again = inbound.receive(
+        inbound_message(channel=Channel.WIDGET, sender_address="visitor-0001", thread_key="conv-a")
+    )
+
+    assert second.ticket.pk != first.ticket.pk
+    assert again.ticket.pk == first.ticket.pk
+
+
+def test_without_a_key_the_message_joins_the_customers_open_ticket_on_that_channel(ivan):
+    first = inbound.receive(inbound_message(channel=Channel.TELEGRAM, sender_address="777", text="hi"))
+    follow = inbound.receive(inbound_message(channel=Channel.TELEGRAM, sender_address="777", text="anyone?"))
+    email = inbound.receive(inbound_message(channel=Channel.EMAIL, sender_address="tg-user@example.com"))
+
+    assert follow.ticket.pk == first.ticket.pk
+    assert email.ticket.pk != first.ticket.pk
+    assert list(first.ticket.messages.values_list("body_text", flat=True)) == ["hi", "anyone?"]
+
+
+def test_a_new_conversation_flag_starts_a_new_ticket(ivan):
+    first = inbound.receive(inbound_message())
+    second = inbound.receive(inbound_message(new_conversation=True, subject="Другой вопрос"))
+
+    assert second.ticket_created
+    assert second.ticket.pk != first.ticket.pk
+    assert second.ticket.customer == first.ticket.customer == ivan
+
+
+def test_reply_to_solved_ticket_reopens_it(ivan, alice, captured_events):
+    first = inbound.receive(inbound_message(external_id="<s1@customer.test>"))
+    lifecycle.change_status(first.ticket, status=Status.SOLVED, actor=alice)
+    first.ticket.refresh_from_db()
+    assert first.ticket.solved_at is not None
+
+    reply = inbound.receive(inbound_message(in_reply_to=("<s1@customer.test>",)))
+
+    ticket = Ticket.objects.get(pk=first.ticket.pk)
+    assert reply.ticket.pk == ticket.pk
+    assert ticket.status == Status.OPEN
+    assert ticket.solved_at is None
+    reopened = TicketEvent.objects.filter(ticket=ticket, name=events.TICKET_UPDATED).last()
+    assert reopened.changes["status"] == [Status.SOLVED, Status.OPEN]
+    assert events.TICKET_UPDATED in captured_events.names
+
+
+@pytest.mark.parametrize("waiting", [Status.PENDING, Status.ON_HOLD])
+def test_customer_reply_moves_a_waiting_ticket_back_to_open(ivan, alice, waiting):
+    first = inbound.receive(inbound_message(channel=Channel.TELEGRAM, sender_address="555"))
+    lifecycle.change_status(first.ticket, status=waiting, actor=alice)
+
+    inbound.receive(inbound_message(channel=Channel.TELEGRAM, sender_address="555"))
+
+    assert Ticket.objects.get(pk=first.ticket.pk).status == Status.OPEN
+
+
+def test_reply_to_closed_ticket_starts_a_new_ticket_linked_to_it(ivan, alice, captured_events):
+    first = inbound.receive(inbound_message(external_id="<c1@customer.test>"))
+    lifecycle.change_status(first.ticket, status=Status.CLOSED, actor=alice)
+
+    reply = inbound.receive(inbound_message(in_reply_to=("<c1@customer.test>",), text="Опять не работает"))
+
+    assert reply.ticket_created
+    assert reply.ticket.pk != first.ticket.pk
+    assert reply.ticket.follow_up_of_id == first.ticket.pk
+    assert Ticket.objects.get(pk=first.ticket.pk).status == Status.CLOSED
+    created = TicketEvent.objects.get(ticket=reply.ticket, name=events.TICKET_CREATED)
+    assert created.changes["follow_up_of"] == [None, first.ticket.pk]
+
+
+def test_phone_numbers_are_one_identity_in_e164():
+    one = inbound.receive(
+        inbound_message(
+            channel=Channel.PHONE,
+            sender_address="+7 (912) 345-67-89",
+            kind=MessageKind.CALL,
+            text="",
+            subject="",
+        )
+    )
+    two = inbound.receive(
+        inbound_message(channel=Channel.PHONE, sender_address="+79123456789", kind=MessageKind.CALL, text="")
+    )
+
+    assert one.ticket.customer_id == two.ticket.customer_id
+    assert Identity.objects.get(channel=Channel.PHONE).address == "+79123456789"
+    assert one.ticket.subject == "Call from +7 (912) 345-67-89"
+
+
+def test_invalid_sender_address_is_refused_and_nothing_is_stored():
+    with pytest.raises(InvalidIdentity):
+        inbound.receive(inbound_message(sender_address="not an email"))
+
+    assert Customer.objects.count() == 0
+    assert Ticket.objects.count() == 0
+
+
+def test_html_is_sanitized_and_text_derived_from_it():
+    received = inbound.receive(
+        inbound_message(text="", html='<p onclick="steal()">Hi <b>there</b><script>alert(1)</script></p>')
+    )
+
+    assert "script" not in received.message.body_html
+    assert "onclick" not in received.message.body_html
+    assert "<b>there</b>" in received.message.body_html
+    assert received.message.body_text == "Hi there"
+
+
+def test_attachments_are_stored_with_checksum_and_oversized_ones_recorded(settings):
+    settings.MAX_ATTACHMENT_BYTES = 10
+    received = inbound.receive(
+        inbound_message(
+            attachments=(
+                InboundAttachment("../../etc/passwd.txt", "text/plain", b"small"),
+                InboundAttachment("huge.bin", "application/octet-stream", b"x" * 11),
+            )
+        )
+    )
+
+    stored = received.message.attachments.get()
+    assert stored.filename == "../../etc/passwd.txt"
+    assert ".." not in stored.file.name and stored.file.name.startswith("attachments/")
+    assert stored.size == 5
+    assert stored.sha256 == hashlib.sha256(b"small").hexdigest()
+    assert stored.file.read() == b"small"
+    assert received.message.channel_data["rejected_attachments"] == [
+        {"filename": "huge.bin", "size": 11, "reason": "too large"}
+    ]
+
+
+def test_envelope_is_processed_once_even_when_stored_twice(captured_events):
+    payload = b'{"id": "crm-1", "customer": {"id": "crm-customer-1", "name": "Olga"}, "text": "Hello"}'
+
+    envelope, created = inbound.store_envelope(Channel.API, "crm-1", payload)
+    again, created_again = inbound.store_envelope(Channel.API, "crm-1", payload)
+    inbound.process_envelope(envelope)
+
+    assert created and not created_again and again.pk == envelope.pk
+    envelope.refresh_from_db()
+    assert envelope.status == EnvelopeStatus.PROCESSED
+    assert envelope.message.body_text == "Hello"
+    assert envelope.attempts == 1
+
+
+def test_processing_that_dies_halfway_keeps_the_envelope_for_replay(monkeypatch, captured_events):
+    payload = (
+        b'{"id": "crm-2", "customer": {"id": "crm-customer-2"}, "subject": "Refund", "text": "Money back"}'
+    )
+    envelope, _ = inbound.store_envelope(Channel.API, "crm-2", payload)
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("worker died while storing the message")
+
+    # The ticket is already created when the crash happens: the whole receive() must roll back.
+    with monkeypatch.context() as patch:
+        patch.setattr(Message.objects, "create", crash)
+        inbound.process_envelope(envelope)
+
+    envelope.refresh_from_db()
+    assert envelope.status == EnvelopeStatus.FAILED
+    assert "worker died" in envelope.error
+    assert bytes(envelope.payload) == payload
+    assert Ticket.objects.count() == 0
+    assert captured_events.names == []
+
+    call_command("replay_envelopes")
+
+    envelope.refresh_from_db()
+    assert envelope.status == EnvelopeStatus.PROCESSED
+    assert envelope.attempts == 2
+    assert envelope.message.ticket.subject == "Refund"
+    assert captured_events.names == [events.TICKET_CREATED, events.MESSAGE_RECEIVED]
+
+
+def test_malformed_payload_fails_the_envelope_with_its_error():
+    envelope, _ = inbound.store_envelope(Channel.API, "bad-1", b"{not json")
+
+    inbound.process_envelope(envelope)
+
+    envelope.refresh_from_db()
+    assert envelope.status == EnvelopeStatus.FAILED
+    assert "not JSON" in envelope.error
+    assert InboundEnvelope.objects.count() == 1
+
+
+def test_replay_command_exits_nonzero_when_envelopes_still_fail():
+    inbound.store_envelope(Channel.API, "bad-2", b"[]")
+
+    with pytest.raises(SystemExit) as exit_info:
+        call_command("replay_envelopes")
+
+    assert exit_info.value.code == 1
