@@ -136,5 +136,7 @@ def captured_events(db, monkeypatch) -> CapturedEvents:
         real_publish(payloads)
 
     monkeypatch.setattr(events, "publish", publish)
-    monkeypatch.setattr(events, "send_to_subscriber", lambda path, batch: captured._sent.append((path, batch)))
+    monkeypatch.setattr(
+        events, "send_to_subscriber", lambda path, batch: captured._sent.append((path, batch))
+    )
     return captured

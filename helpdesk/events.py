@@ -86,10 +86,13 @@ def publish(payloads: list[dict[str, Any]]) -> None:
     except Exception:
         logger.exception("Could not publish %d domain events; the beat sweep will retry", len(payloads))
         return
-    TicketEvent.objects.filter(pk__in=[payload["id"] for payload in payloads]).update(published_at=timezone.now())
+    TicketEvent.objects.filter(pk__in=[payload["id"] for payload in payloads]).update(
+        published_at=timezone.now()
+    )
 
 
 def send_to_subscriber(task_path: str, batch: list[dict[str, Any]]) -> None:
     from helpdesk.celery import app
 
-    app.send_task(task_path, args=[batch])
+    # No publish retries: with the broker down the request must not hang; the outbox sweep resends.
+    app.send_task(task_path, args=[batch], retry=False)

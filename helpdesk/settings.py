@@ -9,6 +9,8 @@ from pathlib import Path
 
 import environ
 
+from helpdesk.embedded import celery_broker_url
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
@@ -147,10 +149,16 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "TicketStatusEnum": "tickets.models.choices.Status",
+        "EnvelopeStatusEnum": "tickets.models.choices.EnvelopeStatus",
+        "DeliveryStatusEnum": "tickets.models.choices.DeliveryStatus",
+    },
 }
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
-CELERY_BROKER_URL = REDIS_URL
+# Celery spells a unix-socket Redis differently from redis-py (the embedded Redis listens on one).
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=celery_broker_url(REDIS_URL))
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE", default="helpdesk")
 CELERY_TASK_SERIALIZER = "json"

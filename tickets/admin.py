@@ -1,4 +1,6 @@
-"""Admin for setup: users, teams, customers. Tickets change through services, so ticket history is read-only."""
+"""Admin for setup: users, teams, customers.
+
+Tickets change through services, so ticket history is read-only here."""
 
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
@@ -87,7 +89,16 @@ class MessageInline(admin.StackedInline):
     model = Message
     extra = 0
     can_delete = False
-    fields = ["direction", "kind", "channel", "author", "customer", "body_text", "delivery_status", "created_at"]
+    fields = [
+        "direction",
+        "kind",
+        "channel",
+        "author",
+        "customer",
+        "body_text",
+        "delivery_status",
+        "created_at",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -98,7 +109,17 @@ class MessageInline(admin.StackedInline):
 class TicketAdmin(admin.ModelAdmin):
     """Browse and search; status and assignment change through the API/workspace services."""
 
-    list_display = ["number", "subject", "status", "priority", "channel", "customer", "assignee", "team", "updated_at"]
+    list_display = [
+        "number",
+        "subject",
+        "status",
+        "priority",
+        "channel",
+        "customer",
+        "assignee",
+        "team",
+        "updated_at",
+    ]
     list_filter = ["status", "priority", "channel", "team"]
     search_fields = ["=number", "subject"]
     list_select_related = ["customer", "assignee", "team"]
@@ -149,7 +170,16 @@ class InboundEnvelopeAdmin(ReadOnlyAdmin):
     list_filter = ["status", "channel"]
     search_fields = ["external_id"]
     exclude = ["payload"]
-    readonly_fields = ["channel", "external_id", "source", "status", "error", "attempts", "message", "received_at"]
+    readonly_fields = [
+        "channel",
+        "external_id",
+        "source",
+        "status",
+        "error",
+        "attempts",
+        "message",
+        "received_at",
+    ]
     actions = ["replay"]
     show_full_result_count = False
 

@@ -12,9 +12,9 @@ import base64
 import binascii
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from collections.abc import Callable
 from functools import cache
 from typing import Any, ClassVar, Protocol, Self
 
@@ -124,7 +124,9 @@ class ChannelEntry:
 
 
 REGISTRY: dict[str, ChannelEntry] = {
-    Channel.API: ChannelEntry(adapter="tickets.channels.ApiAdapter", parser="tickets.channels.parse_api_payload"),
+    Channel.API: ChannelEntry(
+        adapter="tickets.channels.ApiAdapter", parser="tickets.channels.parse_api_payload"
+    ),
 }
 
 

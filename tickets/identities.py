@@ -3,14 +3,14 @@
 import re
 
 import phonenumbers
-from django.core.exceptions import ValidationError
-from django.core.validators import validate_email
 
 from tickets.exceptions import InvalidIdentity
 from tickets.models import Channel
 
 _TELEGRAM_USER_ID = re.compile(r"^[1-9][0-9]{0,19}$")
 _VISITOR_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
+_EMAIL_LOCAL_PART = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}$")
+_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 
 
 def normalize_address(channel: str, address: str, *, default_region: str | None = None) -> str:
@@ -20,12 +20,7 @@ def normalize_address(channel: str, address: str, *, default_region: str | None 
     """
     address = (address or "").strip()
     if channel == Channel.EMAIL:
-        address = address.lower()
-        try:
-            validate_email(address)
-        except ValidationError:
-            raise InvalidIdentity(f"{address!r} is not an email address") from None
-        return address
+        return _normalize_email(address)
     if channel == Channel.TELEGRAM:
         if not _TELEGRAM_USER_ID.match(address):
             raise InvalidIdentity(f"{address!r} is not a Telegram user id")
@@ -43,3 +38,23 @@ def normalize_address(channel: str, address: str, *, default_region: str | None 
             raise InvalidIdentity(f"{address!r} is not a valid visitor id")
         return address
     raise InvalidIdentity(f"unknown channel {channel!r}")
+
+
+def _normalize_email(address: str) -> str:
+    """Lower-cased. Lenient where real mail is (single-label intranet domains, a trailing root dot),
+    strict where it matters (one @, no spaces or brackets, valid host labels)."""
+    local, at, domain = address.lower().rpartition("@")
+    domain = domain.rstrip(".")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_domain = ""
+    labels = ascii_domain.split(".") if ascii_domain else []
+    if (
+        not at
+        or not _EMAIL_LOCAL_PART.match(local)
+        or not labels
+        or not all(map(_DOMAIN_LABEL.match, labels))
+    ):
+        raise InvalidIdentity(f"{address!r} is not an email address")
+    return f"{local}@{domain}"

@@ -18,7 +18,13 @@ from django.utils import timezone
 
 from helpdesk import events
 from tickets.channels import InboundMessage, parser_for
-from tickets.content import attachment_too_large, sanitize_html, store_attachment, subject_from_text, text_from_html
+from tickets.content import (
+    attachment_too_large,
+    sanitize_html,
+    store_attachment,
+    subject_from_text,
+    text_from_html,
+)
 from tickets.identities import normalize_address
 from tickets.models import (
     Customer,
@@ -131,7 +137,9 @@ def _receive_locked(inbound: InboundMessage) -> tuple[Received, list[TicketEvent
         )
     else:
         new_events.extend(_apply_customer_message(ticket, now=now))
-    new_events.append(TicketEvent(ticket=ticket, name=events.MESSAGE_RECEIVED, message=message, created_at=now))
+    new_events.append(
+        TicketEvent(ticket=ticket, name=events.MESSAGE_RECEIVED, message=message, created_at=now)
+    )
     TicketEvent.objects.bulk_create(new_events)
     return Received(message=message, ticket=ticket, ticket_created=ticket_created), new_events
 
@@ -145,7 +153,9 @@ def customer_for_sender(channel: str, address: str, *, name: str = "", locale: s
     try:
         with transaction.atomic():
             customer = Customer.objects.create(name=name[:200], locale=locale[:8])
-            Identity.objects.create(customer=customer, channel=channel, address=address, display_name=name[:200])
+            Identity.objects.create(
+                customer=customer, channel=channel, address=address, display_name=name[:200]
+            )
             return customer
     except IntegrityError:
         return Identity.objects.select_related("customer").get(channel=channel, address=address).customer
@@ -216,7 +226,9 @@ def _apply_customer_message(ticket: Ticket, *, now) -> list[TicketEvent]:
             update_fields.append("solved_at")
         ticket.status = new_status
         update_fields.append("status")
-        changed.append(TicketEvent(ticket=ticket, name=events.TICKET_UPDATED, changes=changes, created_at=now))
+        changed.append(
+            TicketEvent(ticket=ticket, name=events.TICKET_UPDATED, changes=changes, created_at=now)
+        )
     ticket.save(update_fields=update_fields)
     return changed
 
@@ -224,7 +236,10 @@ def _apply_customer_message(ticket: Ticket, *, now) -> list[TicketEvent]:
 def store_envelope(
     channel: str, external_id: str, payload: bytes, *, source: dict[str, Any] | None = None
 ) -> tuple[InboundEnvelope, bool]:
-    """Keep the raw payload before anything parses it. Returns (envelope, created); a resend is not stored twice."""
+    """Keep the raw payload before anything parses it; a resend is not stored twice.
+
+    Returns (envelope, created).
+    """
     envelope, created = InboundEnvelope.objects.get_or_create(
         channel=channel,
         external_id=external_id[:255],

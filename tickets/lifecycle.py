@@ -6,13 +6,14 @@ and publishes it on commit. It returns the event, or None when nothing changed.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
 from helpdesk import events
-from tickets.exceptions import InvalidTransition, NotAnAgent
+from tickets.exceptions import InvalidTransition, NotAnAgent, TicketClosed
 from tickets.models import Status, Team, Ticket, TicketEvent, User
 
 _UNSET: Any = object()
@@ -33,10 +34,11 @@ def update(
     """Apply any of the given field changes at once; one `ticket.updated` event lists them all."""
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        was_closed = locked.status == Status.CLOSED
         now = timezone.now()
         changes: dict[str, list[Any]] = {}
         if status is not _UNSET:
-            changes.update(_status_changes(locked, status, now=now))
+            changes.update(move_status(locked, status, now=now))
         if priority is not _UNSET and priority != locked.priority:
             changes["priority"] = [locked.priority, priority]
             locked.priority = priority
@@ -61,6 +63,8 @@ def update(
             locked.custom_fields = custom_fields
         if not changes:
             return None
+        if was_closed:
+            raise TicketClosed("A closed ticket cannot change; a new message starts a follow-up ticket")
         locked.updated_at = now
         locked.save()
         event = TicketEvent.objects.create(
@@ -85,7 +89,7 @@ def normalize_tags(tags: list[str]) -> list[str]:
     return sorted({"_".join(tag.strip().lower().split()) for tag in tags if tag and tag.strip()})
 
 
-def _status_changes(ticket: Ticket, status: str, *, now) -> dict[str, list[Any]]:
+def move_status(ticket: Ticket, status: str, *, now: datetime) -> dict[str, list[Any]]:
     """Expects `ticket` locked. Moves it to `status`, keeping solved_at/closed_at true to the status."""
     if status == ticket.status:
         return {}
@@ -106,4 +110,3 @@ def _status_changes(ticket: Ticket, status: str, *, now) -> dict[str, list[Any]]
             ticket.solved_at = now
     ticket.status = status
     return changes
-

@@ -22,7 +22,7 @@ from helpdesk import events
 from tickets.channels import DeliveryError, OutboundAttachment, OutboundMessage, adapter_class_for
 from tickets.content import sanitize_html, text_from_html
 from tickets.exceptions import NotAnAgent, TicketClosed, UnknownChannel
-from tickets.lifecycle import normalize_tags
+from tickets.lifecycle import move_status, normalize_tags
 from tickets.models import (
     Customer,
     DeliveryAttempt,
@@ -78,19 +78,20 @@ def send_reply(
             changes["first_response_at"] = [None, now.isoformat()]
             locked.first_response_at = now
         new_status = status or (Status.OPEN if locked.status == Status.NEW else None)
-        if new_status and new_status != locked.status:
-            changes["status"] = [locked.status, new_status]
-            if new_status == Status.SOLVED:
-                locked.solved_at = now
-            locked.status = new_status
+        if new_status:
+            changes.update(move_status(locked, new_status, now=now))
         locked.updated_at = now
         locked.save()
         new_events = [
-            TicketEvent(ticket=locked, name=events.MESSAGE_QUEUED, actor=actor, message=message, created_at=now)
+            TicketEvent(
+                ticket=locked, name=events.MESSAGE_QUEUED, actor=actor, message=message, created_at=now
+            )
         ]
         if changes:
             new_events.append(
-                TicketEvent(ticket=locked, name=events.TICKET_UPDATED, actor=actor, changes=changes, created_at=now)
+                TicketEvent(
+                    ticket=locked, name=events.TICKET_UPDATED, actor=actor, changes=changes, created_at=now
+                )
             )
         TicketEvent.objects.bulk_create(new_events)
         events.publish_on_commit(new_events)
@@ -190,7 +191,9 @@ def _outbound(message: Message) -> OutboundMessage:
     earlier = Message.objects.filter(ticket=ticket, external_id__isnull=False).exclude(pk=message.pk)
     references = tuple(earlier.order_by("created_at").values_list("external_id", flat=True)[:50])
     latest_inbound = (
-        Message.objects.filter(ticket=ticket, direction=Direction.IN).order_by("-created_at").only("channel_data")
+        Message.objects.filter(ticket=ticket, direction=Direction.IN)
+        .order_by("-created_at")
+        .only("channel_data")
     ).first()
     return OutboundMessage(
         message_id=message.pk,
@@ -248,7 +251,9 @@ def _record(
             message.next_attempt_at = now + timedelta(seconds=delay)
             result = DeliveryResult(Outcome.RETRY, retry_in=delay)
             name = None
-        message.save(update_fields=["delivery_status", "delivery_error", "external_id", "sent_at", "next_attempt_at"])
+        message.save(
+            update_fields=["delivery_status", "delivery_error", "external_id", "sent_at", "next_attempt_at"]
+        )
         if name:
             event = TicketEvent.objects.create(
                 ticket_id=message.ticket_id,
@@ -264,7 +269,7 @@ def _record(
 
 
 def due_retries(*, now: datetime | None = None, limit: int = 500) -> list[int]:
-    """Messages to try again: retry time passed (the countdown task was lost), never started, or stuck sending."""
+    """Messages to try again: retry time passed (countdown task lost), never started, or stuck sending."""
     now = now or timezone.now()
     grace = now - timedelta(minutes=1)
     due = Message.objects.filter(

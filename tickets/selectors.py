@@ -1,11 +1,12 @@
-"""Reads. Every fetch by id from a request goes through one of these: missing and forbidden are the same 404."""
+"""Reads. Every fetch by id from a request goes through one of these; missing and forbidden: the same 404."""
 
 from __future__ import annotations
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 from django.http import Http404
 
 from tickets.models import Attachment, Customer, Message, MessageKind, Team, Ticket, TicketEvent, User
+from tickets.models.ticket import ACTIVE_STATUSES
 
 
 def tickets_visible_to(agent: User) -> QuerySet[Ticket]:
@@ -17,6 +18,21 @@ def tickets_visible_to(agent: User) -> QuerySet[Ticket]:
         return tickets
     team_ids = list(agent.teams.values_list("id", flat=True))
     return tickets.filter(Q(team_id__in=team_ids) | Q(assignee=agent) | Q(team__isnull=True))
+
+
+def open_tickets_by_channel(agent: User) -> dict[str, int]:
+    """Open (not yet solved) tickets the agent can see, counted per channel in one query.
+
+    Scoped like the inbox, so a customer or a visitor counts nothing.
+    """
+    counted = (
+        tickets_visible_to(agent)
+        .filter(status__in=ACTIVE_STATUSES)
+        .order_by()
+        .values_list("channel")
+        .annotate(open_tickets=Count("id"))
+    )
+    return dict(counted)
 
 
 def ticket_inbox(agent: User) -> QuerySet[Ticket]:
@@ -71,7 +87,9 @@ def customer_for_agent(agent: User, customer_id: int) -> Customer:
     customers = customers_for_agent(agent).prefetch_related(
         Prefetch(
             "tickets",
-            queryset=tickets_visible_to(agent).select_related("assignee", "team").order_by("-updated_at")[:100],
+            queryset=tickets_visible_to(agent)
+            .select_related("assignee", "team")
+            .order_by("-updated_at")[:100],
             to_attr="recent_tickets",
         )
     )

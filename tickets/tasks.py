@@ -24,7 +24,9 @@ def record_customer_contact(batch: list[dict[str, Any]]) -> int:
     """message.received: keep each customer's last-contact time (the customer list's "recently active")."""
     occurred_at = {event["message_id"]: event["occurred_at"] for event in batch if event.get("message_id")}
     latest: dict[int, str] = {}
-    for message_id, customer_id in Message.objects.filter(pk__in=occurred_at).values_list("id", "customer_id"):
+    for message_id, customer_id in Message.objects.filter(pk__in=occurred_at).values_list(
+        "id", "customer_id"
+    ):
         if customer_id and occurred_at[message_id] > latest.get(customer_id, ""):
             latest[customer_id] = occurred_at[message_id]
     for customer_id, when in latest.items():
@@ -63,9 +65,9 @@ def retry_due_deliveries() -> int:
 def republish_unpublished_events(limit: int = 1000) -> int:
     """Send events whose publisher died between commit and publish (the outbox sweep)."""
     stragglers = list(
-        TicketEvent.objects.filter(published_at=None, created_at__lt=timezone.now() - REPUBLISH_AFTER).order_by(
-            "created_at"
-        )[:limit]
+        TicketEvent.objects.filter(
+            published_at=None, created_at__lt=timezone.now() - REPUBLISH_AFTER
+        ).order_by("created_at")[:limit]
     )
     if stragglers:
         events.publish([events.as_payload(event) for event in stragglers])

@@ -22,11 +22,13 @@ class CustomerListApi(generics.ListAPIView):
     def get_queryset(self):
         found = selectors.customers_for_agent(self.request.user)
         query = self.request.query_params.get("q", "").strip()
+        if "\x00" in query:
+            raise serializers.ValidationError({"q": ["Null characters are not allowed."]})
         if query:
             found = found.filter(Q(name__icontains=query) | Q(identities__address__iexact=query)).distinct()
         return found
 
-    class CreateInput(serializers.Serializer):
+    class CustomerCreateInput(serializers.Serializer):
         class IdentityInput(serializers.Serializer):
             channel = serializers.ChoiceField(choices=Channel.choices)
             address = serializers.CharField(max_length=320)
@@ -42,9 +44,9 @@ class CustomerListApi(generics.ListAPIView):
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=CreateInput, responses={201: CustomerDetailSerializer})
+    @extend_schema(request=CustomerCreateInput, responses={201: CustomerDetailSerializer})
     def post(self, request):
-        data = self.CreateInput(data=request.data)
+        data = self.CustomerCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         customer = customers.create_customer(actor=request.user, **data.validated_data)
         detail = selectors.customer_for_agent(request.user, customer.pk)

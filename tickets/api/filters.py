@@ -30,4 +30,3 @@ class TicketFilter(django_filters.FilterSet):
 
     def filter_tag(self, tickets: QuerySet[Ticket], name: str, value: str) -> QuerySet[Ticket]:
         return tickets.filter(tags__contains=[value.strip().lower()])
-

@@ -9,15 +9,20 @@ from rest_framework.views import APIView
 from tickets import inbound
 from tickets.api.permissions import IsAdmin
 from tickets.channels import ApiPayloadError, parse_api_payload
+from tickets.identities import normalize_address
 from tickets.models import Channel, EnvelopeStatus
 
 
 class EnvelopeSerializer(serializers.Serializer):
     envelope = serializers.IntegerField(source="pk")
     status = serializers.CharField()
-    error = serializers.CharField()
+    # The traceback stays on the envelope for admins; the integration learns only that it is kept.
+    error = serializers.SerializerMethodField()
     message = serializers.IntegerField(source="message_id", allow_null=True)
     ticket = serializers.SerializerMethodField()
+
+    def get_error(self, envelope) -> str:
+        return "Processing failed; the message is kept and will be replayed." if envelope.error else ""
 
     def get_ticket(self, envelope) -> int | None:
         return envelope.message.ticket_id if envelope.message_id else None
@@ -52,7 +57,11 @@ class InboundMessageApi(APIView):
             parsed = parse_api_payload(raw, {})
         except ApiPayloadError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
-        envelope, _ = inbound.store_envelope(Channel.API, parsed.external_id, raw, source={"user": request.user.pk})
+        # A sender we could never store is the integration's mistake: refuse it now, not on replay.
+        normalize_address(parsed.channel, parsed.sender_address)
+        envelope, _ = inbound.store_envelope(
+            Channel.API, parsed.external_id, raw, source={"user": request.user.pk}
+        )
         if envelope.status != EnvelopeStatus.PROCESSED:
             envelope = inbound.process_envelope(envelope)
         return Response(EnvelopeSerializer(envelope).data, status=status.HTTP_202_ACCEPTED)

@@ -22,4 +22,6 @@ class IsCustomer(BasePermission):
 class IsAdmin(BasePermission):
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.is_active and (user.role == "admin" or user.is_superuser))
+        return bool(
+            user and user.is_authenticated and user.is_active and (user.role == "admin" or user.is_superuser)
+        )

@@ -2,6 +2,7 @@
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -39,13 +40,19 @@ class PortalTicketDetailSerializer(PortalTicketSerializer):
         return PortalMessageSerializer(public, many=True).data
 
 
+class PortalTicketPagination(CursorPagination):
+    # The default ordering ("-created") names no field of Ticket; id breaks ties between equal times.
+    ordering = ("-updated_at", "-id")
+
+
 class PortalTicketListApi(generics.ListAPIView):
     permission_classes = [IsCustomer]
     serializer_class = PortalTicketSerializer
+    pagination_class = PortalTicketPagination
     filter_backends = []
 
     def get_queryset(self):
-        return selectors.customer_tickets(self.request.user).order_by("-updated_at")
+        return selectors.customer_tickets(self.request.user)
 
 
 class PortalTicketDetailApi(APIView):

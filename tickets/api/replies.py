@@ -21,15 +21,20 @@ class MessageInput(serializers.Serializer):
 class TicketReplyApi(APIView):
     """Answer the customer on the ticket's channel; delivery happens in the background."""
 
-    class InputSerializer(MessageInput):
-        status = serializers.ChoiceField(
-            choices=[s for s in Status.choices if s[0] not in (Status.NEW, Status.CLOSED)], required=False
-        )
+    class ReplyInput(MessageInput):
+        status = serializers.ChoiceField(choices=Status.choices, required=False)
 
-    @extend_schema(request=InputSerializer, responses={201: MessageSerializer})
+        def validate_status(self, status: str) -> str:
+            if status in (Status.NEW, Status.CLOSED):
+                raise serializers.ValidationError(
+                    "A reply can leave the ticket open, pending, on hold or solved."
+                )
+            return status
+
+    @extend_schema(request=ReplyInput, responses={201: MessageSerializer})
     def post(self, request, ticket_id: int):
         ticket = selectors.ticket_for_agent(request.user, ticket_id)
-        data = self.InputSerializer(data=request.data)
+        data = self.ReplyInput(data=request.data)
         data.is_valid(raise_exception=True)
         message = replies.send_reply(ticket, actor=request.user, **data.validated_data)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)

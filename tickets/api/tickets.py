@@ -1,7 +1,8 @@
-from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.filters import OrderingFilter
+from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -11,15 +12,27 @@ from tickets.api.serializers import TicketDetailSerializer, TicketRowSerializer
 from tickets.models import Channel, Priority, Role, Status, Team, User
 
 
+@extend_schema_field(OpenApiTypes.INT)
 class AgentField(serializers.PrimaryKeyRelatedField):
     def get_queryset(self):
         return User.objects.filter(is_active=True).exclude(role=Role.CUSTOMER)
+
+
+class TicketCursorPagination(CursorPagination):
+    """Pages in the requested order, ties broken by id: tickets with equal times never repeat or vanish."""
+
+    def get_ordering(self, request, queryset, view) -> tuple[str, ...]:
+        ordering = tuple(super().get_ordering(request, queryset, view))
+        if ordering[-1].lstrip("-") not in ("id", "pk", "number"):
+            ordering = (*ordering, "-id" if ordering[0].startswith("-") else "id")
+        return ordering
 
 
 class TicketListApi(generics.ListAPIView):
     """Tickets the caller may see, newest activity first, cursor-paginated."""
 
     serializer_class = TicketRowSerializer
+    pagination_class = TicketCursorPagination
     filterset_class = TicketFilter
     filter_backends = [*generics.ListAPIView.filter_backends, OrderingFilter]
     ordering_fields = ["updated_at", "created_at", "number"]
@@ -28,14 +41,16 @@ class TicketListApi(generics.ListAPIView):
     def get_queryset(self):
         return selectors.ticket_inbox(self.request.user)
 
-    class CreateInput(serializers.Serializer):
+    class TicketCreateInput(serializers.Serializer):
         customer = serializers.IntegerField(min_value=1)
         subject = serializers.CharField(max_length=255)
         text = serializers.CharField(required=False, allow_blank=True, default="")
         html = serializers.CharField(required=False, allow_blank=True, default="")
         channel = serializers.ChoiceField(choices=Channel.choices, default=Channel.API)
         priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
-        team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
+        team = serializers.PrimaryKeyRelatedField(
+            queryset=Team.objects.all(), required=False, allow_null=True
+        )
         assignee = AgentField(required=False, allow_null=True)
         tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False, default=list)
 
@@ -44,24 +59,28 @@ class TicketListApi(generics.ListAPIView):
                 raise serializers.ValidationError({"text": ["Write the first message (text or html)."]})
             return attrs
 
-    @extend_schema(request=CreateInput, responses={201: TicketDetailSerializer})
+    @extend_schema(request=TicketCreateInput, responses={201: TicketDetailSerializer})
     def post(self, request):
-        data = self.CreateInput(data=request.data)
+        data = self.TicketCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
-        customer = get_object_or_404(selectors.customers_for_agent(request.user), pk=fields.pop("customer"))
+        customer = selectors.customers_for_agent(request.user).filter(pk=fields.pop("customer")).first()
+        if customer is None:
+            raise serializers.ValidationError({"customer": ["No such customer."]})
         ticket = replies.open_ticket(customer, actor=request.user, **fields)
         detail = selectors.ticket_detail(request.user, ticket.pk)
         return Response(TicketDetailSerializer(detail).data, status=status.HTTP_201_CREATED)
 
 
 class TicketDetailApi(APIView):
-    class UpdateInput(serializers.Serializer):
+    class TicketUpdateInput(serializers.Serializer):
         subject = serializers.CharField(max_length=255, required=False)
         status = serializers.ChoiceField(choices=Status.choices, required=False)
         priority = serializers.ChoiceField(choices=Priority.choices, required=False)
         assignee = AgentField(required=False, allow_null=True)
-        team = serializers.PrimaryKeyRelatedField(queryset=Team.objects.all(), required=False, allow_null=True)
+        team = serializers.PrimaryKeyRelatedField(
+            queryset=Team.objects.all(), required=False, allow_null=True
+        )
         tags = serializers.ListField(child=serializers.CharField(max_length=64), required=False)
         custom_fields = serializers.DictField(required=False)
 
@@ -70,10 +89,10 @@ class TicketDetailApi(APIView):
         ticket = selectors.ticket_detail(request.user, ticket_id)
         return Response(TicketDetailSerializer(ticket).data)
 
-    @extend_schema(request=UpdateInput, responses=TicketDetailSerializer)
+    @extend_schema(request=TicketUpdateInput, responses=TicketDetailSerializer)
     def patch(self, request, ticket_id: int):
         ticket = selectors.ticket_for_agent(request.user, ticket_id)
-        data = self.UpdateInput(data=request.data)
+        data = self.TicketUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
         lifecycle.update(ticket, actor=request.user, **data.validated_data)
         return Response(TicketDetailSerializer(selectors.ticket_detail(request.user, ticket_id)).data)

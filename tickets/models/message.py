@@ -16,7 +16,9 @@ from tickets.models.ticket import Ticket
 class Message(models.Model):
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
     direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
-    kind = models.CharField(_("kind"), max_length=16, choices=MessageKind.choices, default=MessageKind.MESSAGE)
+    kind = models.CharField(
+        _("kind"), max_length=16, choices=MessageKind.choices, default=MessageKind.MESSAGE
+    )
     channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -26,7 +28,7 @@ class Message(models.Model):
     # Sanitized with nh3 before it is stored; never the raw HTML a customer sent.
     body_html = models.TextField(_("HTML"), blank=True)
     # The channel's own id (Message-ID, Telegram chat:message, call id); null for notes.
-    external_id = models.CharField(max_length=255, null=True, blank=True)
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 NULLs never collide
     # Channel details kept for replies and display: email To/Cc, call duration, Telegram chat id.
     channel_data = models.JSONField(default=dict, blank=True)
     delivery_status = models.CharField(max_length=16, choices=DeliveryStatus.choices, blank=True)
@@ -90,3 +92,6 @@ class DeliveryAttempt(models.Model):
 
     class Meta:
         ordering = ["started_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{'sent' if self.succeeded else 'failed'} try of message {self.message_id}"

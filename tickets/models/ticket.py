@@ -26,7 +26,9 @@ class Ticket(models.Model):
     number = models.BigIntegerField(_("number"), unique=True, db_default=TicketNumber(), editable=False)
     subject = models.CharField(_("subject"), max_length=255, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.NEW)
-    priority = models.CharField(_("priority"), max_length=16, choices=Priority.choices, default=Priority.NORMAL)
+    priority = models.CharField(
+        _("priority"), max_length=16, choices=Priority.choices, default=Priority.NORMAL
+    )
     channel = models.CharField(_("origin channel"), max_length=16, choices=Channel.choices)
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="tickets")
     assignee = models.ForeignKey(

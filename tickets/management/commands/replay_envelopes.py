@@ -17,6 +17,8 @@ class Command(BaseCommand):
         failed = [envelope for envelope in done if envelope.status == EnvelopeStatus.FAILED]
         for envelope in failed:
             self.stderr.write(f"envelope {envelope.pk} ({envelope}) failed again:\n{envelope.error}")
-        self.stdout.write(f"replayed {len(done)} envelopes: {len(done) - len(failed)} ok, {len(failed)} failed")
+        self.stdout.write(
+            f"replayed {len(done)} envelopes: {len(done) - len(failed)} ok, {len(failed)} failed"
+        )
         if failed:
             raise SystemExit(1)

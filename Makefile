@@ -1,0 +1,48 @@
+# Two commands: `make run` (demo on http://127.0.0.1:8000) and `make test` (lint + the whole suite).
+# Both start a private PostgreSQL/Redis when none is configured: see helpdesk/embedded.py.
+
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+# python3.11, or python3 when that is 3.11.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || \
+	(python3 -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null && command -v python3))
+# The tools (honcho, uvicorn, celery, ruff, pytest) come from the venv.
+WITH_VENV := env PATH="$(BIN):$$PATH"
+
+# make run, after the servers are up: schema, static files, demo data (first run only), then the
+# web server, the Celery worker and beat in the foreground. Ctrl-C stops all of them and the servers.
+RUN_SCRIPT := export DEBUG="$${DEBUG:-true}" DELIVER_TO_LOG="$${DELIVER_TO_LOG:-true}"; \
+	python manage.py migrate --noinput && \
+	python manage.py collectstatic --noinput --verbosity 0 && \
+	python manage.py seed_demo && \
+	exec honcho start --procfile Procfile --port "$${PORT:-8000}"
+
+# make test: formatting, lint, then pytest (its exit code 5, "no tests collected", fails too).
+TEST_SCRIPT := ruff format --check . && ruff check . && pytest -n 2
+
+.PHONY: venv run test lint format
+
+venv: $(STAMP)
+
+# Re-installed only when requirements.txt changes.
+$(STAMP): requirements.txt
+	@test -x $(VENV)/bin/python || { \
+		test -n "$(PYTHON)" || { echo "Python 3.11 is required (python3.11 or python3)" >&2; exit 1; }; \
+		$(PYTHON) -m venv $(VENV); }
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+run: venv
+	$(WITH_VENV) python -m helpdesk.embedded exec --mode run -- sh -c '$(RUN_SCRIPT)'
+
+test: venv
+	$(WITH_VENV) python -m helpdesk.embedded exec --mode test -- sh -c '$(TEST_SCRIPT)'
+
+lint: venv
+	$(WITH_VENV) ruff format --check .
+	$(WITH_VENV) ruff check .
+
+format: venv
+	$(WITH_VENV) ruff format .
+	$(WITH_VENV) ruff check --fix .

@@ -1,0 +1,306 @@
+"""The rest of the API: teams, users/me, token auth, schema and docs, the inbound API channel, attachments."""
+
+import json
+import re
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from conftest import inbound_message
+from helpdesk import events
+from tickets import inbound
+from tickets.channels import InboundAttachment
+from tickets.models import Attachment, Channel, EnvelopeStatus, Identity, InboundEnvelope, Message, Ticket
+
+pytestmark = pytest.mark.django_db
+
+API = "/api/v1/"
+
+
+# --- teams and users/me ---
+
+
+def test_teams_lists_every_team_with_its_members(api_client, alice, bob, billing, tech):
+    response = api_client(alice).get(f"{API}teams/")
+
+    assert response.status_code == 200
+    teams = {team["name"]: [member["username"] for member in team["members"]] for team in response.json()}
+    assert teams == {"Billing": ["alice"], "Tech": ["bob"]}
+
+
+def test_me_describes_the_signed_in_agent(api_client, alice, billing):
+    response = api_client(alice).get(f"{API}users/me/")
+
+    assert response.status_code == 200
+    me = response.json()
+    assert (me["id"], me["username"], me["name"], me["role"]) == (alice.pk, "alice", "Alice", "agent")
+    assert me["email"] == "alice@support.test"
+    assert me["teams"] == [{"id": billing.pk, "name": "Billing"}]
+
+
+def test_me_without_teams_and_name_falls_back_to_the_username(api_client, carol):
+    me = api_client(carol).get(f"{API}users/me/").json()
+
+    assert (me["name"], me["role"], me["teams"]) == ("carol", "supervisor", [])
+
+
+# --- token auth ---
+
+
+def token_for(username: str, password: str = "pw"):  # noqa: S107 (the cast's test password)
+    return APIClient().post(f"{API}auth/token/", {"username": username, "password": password}, format="json")
+
+
+def test_token_from_username_and_password_authenticates_later_requests(alice):
+    response = token_for("alice")
+
+    assert response.status_code == 200
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+    me = client.get(f"{API}users/me/")
+    assert me.status_code == 200 and me.json()["username"] == "alice"
+
+
+def test_the_same_user_gets_the_same_token_twice(alice):
+    assert token_for("alice").json()["token"] == token_for("alice").json()["token"]
+
+
+@pytest.mark.parametrize("username, password", [("alice", "wrong"), ("nobody", "pw"), ("alice", "")])
+def test_wrong_credentials_get_no_token(alice, username, password):
+    response = token_for(username, password)
+
+    assert response.status_code == 400
+    assert "token" not in response.json()
+
+
+def test_an_unknown_token_is_401(alice):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION="Token 0123456789abcdef0123456789abcdef01234567")
+
+    response = client.get(f"{API}users/me/")
+
+    assert response.status_code == 401
+
+
+def test_without_credentials_the_api_answers_401_asking_for_a_token(db):
+    response = APIClient().get(f"{API}tickets/")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Token")
+
+
+def test_a_customers_token_opens_the_portal_only(ivan):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token_for('ivan').json()['token']}")
+
+    assert client.get(f"{API}portal/tickets/").status_code == 200
+    assert client.get(f"{API}tickets/").status_code == 403
+
+
+# --- schema and docs ---
+
+
+def test_schema_is_an_openapi_3_document_of_the_whole_api(db):
+    response = APIClient().get("/api/schema/", {"format": "json"})
+
+    assert response.status_code == 200
+    schema = json.loads(response.content)
+    assert schema["openapi"].startswith("3.")
+    assert schema["info"]["title"] == "Helpdesk API"
+    for path in (
+        "/api/v1/tickets/",
+        "/api/v1/tickets/{ticket_id}/",
+        "/api/v1/tickets/{ticket_id}/reply/",
+        "/api/v1/tickets/{ticket_id}/notes/",
+        "/api/v1/customers/",
+        "/api/v1/customers/{customer_id}/",
+        "/api/v1/teams/",
+        "/api/v1/users/me/",
+        "/api/v1/auth/token/",
+        "/api/v1/inbound/messages/",
+        "/api/v1/attachments/{attachment_id}/",
+        "/api/v1/portal/tickets/",
+    ):
+        assert path in schema["paths"], path
+
+
+def request_schema(schema: dict, path: str, method: str) -> dict:
+    reference = schema["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return schema["components"]["schemas"][reference.rsplit("/", 1)[1]]
+
+
+def test_schema_describes_each_request_body_with_its_own_fields(db):
+    schema = json.loads(APIClient().get("/api/schema/", {"format": "json"}).content)
+
+    new_ticket = request_schema(schema, "/api/v1/tickets/", "post")
+    new_customer = request_schema(schema, "/api/v1/customers/", "post")
+    ticket_change = request_schema(schema, "/api/v1/tickets/{ticket_id}/", "patch")
+
+    assert {"customer", "subject", "text"} <= set(new_ticket["properties"])
+    assert {"name", "identities"} <= set(new_customer["properties"])
+    assert "subject" not in new_customer["properties"]
+    assert ticket_change["properties"]["assignee"]["type"] == "integer"
+
+
+def test_schema_generates_without_warnings_and_validates(db, tmp_path):
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yml"))
+
+    assert (tmp_path / "schema.yml").read_text().startswith("openapi: 3.")
+
+
+def test_docs_page_loads_swagger_from_our_own_static_files(db):
+    response = APIClient().get("/api/docs/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    for cdn in ("unpkg", "jsdelivr", "cdnjs", "googleapis", "cloudflare"):
+        assert cdn not in page
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert any(asset.endswith("swagger-ui-bundle.js") for asset in assets)
+    for asset in assets:
+        assert asset.startswith("/static/"), asset
+        assert finders.find(asset.removeprefix("/static/")), f"{asset} is not among our static files"
+
+
+# --- the inbound API channel ---
+
+
+def crm_message(**overrides) -> dict:
+    message = {
+        "id": "crm-4711",
+        "customer": {"id": "crm-customer-42", "name": "Ivan Petrov", "locale": "ru"},
+        "subject": "Order not delivered",
+        "text": "Where is my order?",
+        "thread_key": "order-1009",
+    }
+    message.update(overrides)
+    return message
+
+
+def test_inbound_api_message_becomes_a_ticket_through_the_one_pipeline(api_client, dave, captured_events):
+    response = api_client(dave).post(f"{API}inbound/messages/", crm_message(), format="json")
+
+    assert response.status_code == 202
+    stored = response.json()
+    assert stored["status"] == EnvelopeStatus.PROCESSED
+    ticket = Ticket.objects.get(pk=stored["ticket"])
+    assert (ticket.channel, ticket.subject, ticket.thread_key) == (
+        Channel.API,
+        "Order not delivered",
+        "order-1009",
+    )
+    assert ticket.customer.name == "Ivan Petrov"
+    assert Identity.objects.get(channel=Channel.API).address == "crm-customer-42"
+    assert Message.objects.get(pk=stored["message"]).body_text == "Where is my order?"
+    assert captured_events.names == [events.TICKET_CREATED, events.MESSAGE_RECEIVED]
+
+
+def test_inbound_api_message_sent_twice_is_stored_once(api_client, dave):
+    first = api_client(dave).post(f"{API}inbound/messages/", crm_message(), format="json").json()
+    again = api_client(dave).post(f"{API}inbound/messages/", crm_message(), format="json")
+
+    assert again.status_code == 202
+    assert again.json()["envelope"] == first["envelope"] and again.json()["message"] == first["message"]
+    assert InboundEnvelope.objects.count() == 1 and Message.objects.count() == 1
+
+
+def test_inbound_api_message_with_the_same_thread_key_joins_the_ticket(api_client, dave):
+    first = api_client(dave).post(f"{API}inbound/messages/", crm_message(), format="json").json()
+    second = api_client(dave).post(
+        f"{API}inbound/messages/", crm_message(id="crm-4712", text="Still waiting"), format="json"
+    )
+
+    assert second.json()["ticket"] == first["ticket"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"{not json",
+        b"[1, 2]",
+        json.dumps({"customer": {"id": "crm-customer-42"}, "text": "no id"}).encode(),
+        json.dumps({"id": "crm-1", "text": "no customer"}).encode(),
+    ],
+)
+def test_inbound_api_refuses_what_is_not_a_message_and_stores_nothing(api_client, dave, body):
+    response = api_client(dave).post(f"{API}inbound/messages/", body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert InboundEnvelope.objects.count() == 0
+
+
+def test_inbound_api_is_for_admins(api_client, alice, carol):
+    for user in (alice, carol):
+        response = api_client(user).post(f"{API}inbound/messages/", crm_message(), format="json")
+        assert response.status_code == 403
+    assert InboundEnvelope.objects.count() == 0
+
+
+def test_inbound_api_refuses_a_form_post(api_client, dave):
+    response = api_client(dave).post(f"{API}inbound/messages/", {"id": "crm-1"}, format="multipart")
+
+    assert response.status_code in (400, 415)
+    assert InboundEnvelope.objects.count() == 0
+
+
+# --- attachments ---
+
+
+def attachment_on_ivans_ticket(filename: str, content_type: str, content: bytes) -> Attachment:
+    received = inbound.receive(
+        inbound_message(attachments=(InboundAttachment(filename, content_type, content),))
+    )
+    return received.message.attachments.get()
+
+
+def download(client, attachment: Attachment):
+    response = client.get(f"{API}attachments/{attachment.pk}/")
+    return response, b"".join(response.streaming_content) if response.status_code == 200 else b""
+
+
+def test_ticket_detail_lists_attachments_that_download_as_files(api_client, alice, ivan):
+    attachment = attachment_on_ivans_ticket("счёт март.pdf", "application/pdf", b"%PDF-1.7 invoice")
+
+    detail = api_client(alice).get(f"{API}tickets/{attachment.message.ticket_id}/").json()
+    response, content = download(api_client(alice), attachment)
+
+    [listed] = detail["messages"][0]["attachments"]
+    assert (listed["id"], listed["filename"], listed["size"]) == (attachment.pk, "счёт март.pdf", 16)
+    assert response.status_code == 200
+    assert content == b"%PDF-1.7 invoice"
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert "filename*=utf-8''%D1%81%D1%87%D1%91%D1%82" in response["Content-Disposition"]
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_safe_images_are_shown_inline(api_client, alice, ivan):
+    attachment = attachment_on_ivans_ticket("screenshot.png", "image/png", b"\x89PNG\r\n\x1a\n")
+
+    response, content = download(api_client(alice), attachment)
+
+    assert response["Content-Type"] == "image/png"
+    assert response["Content-Disposition"].startswith("inline")
+    assert content == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    "filename, content_type",
+    [("page.html", "text/html"), ("logo.svg", "image/svg+xml"), ("x.png", "image/png; charset=x")],
+)
+def test_active_content_is_only_ever_downloaded(api_client, alice, ivan, filename, content_type):
+    attachment = attachment_on_ivans_ticket(filename, content_type, b"<script>alert(1)</script>")
+
+    response, _ = download(api_client(alice), attachment)
+
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"].startswith("attachment;")
+    assert "sandbox" in response["Content-Security-Policy"]
+
+
+def test_unknown_attachment_is_404(api_client, carol):
+    assert api_client(carol).get(f"{API}attachments/99999999999999999999/").status_code == 404
+    assert api_client(carol).get(f"{API}attachments/123456789/").status_code == 404

@@ -1,0 +1,1 @@
+"""Server-rendered screens, one module per screen; `urls.py` lists them."""
