@@ -185,6 +185,10 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Committed domain events are gathered this long (seconds) and published as one batch; 0 publishes each
+# transaction's events at once.
+EVENTS_PUBLISH_DELAY = env.float("EVENTS_PUBLISH_DELAY", default=0.05)
+
 # Outbound adapters by channel name, on top of the built-in registry in tickets/channels.py.
 CHANNEL_ADAPTERS = env.dict("CHANNEL_ADAPTERS", default={})
 # Development/demo: deliver every channel's replies to the log instead of the real service.

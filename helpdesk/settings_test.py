@@ -13,3 +13,5 @@ from helpdesk.settings import *  # noqa: F403
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = tempfile.mkdtemp(prefix="helpdesk-test-media-")
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+# Publish each transaction's events at commit, so tests see them without waiting for a batch.
+EVENTS_PUBLISH_DELAY = 0

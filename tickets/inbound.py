@@ -10,10 +10,10 @@ from __future__ import annotations
 import logging
 import traceback
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from helpdesk import events
@@ -34,10 +34,12 @@ from tickets.models import (
     InboundEnvelope,
     Message,
     MessageKind,
+    Priority,
     Status,
     Ticket,
     TicketEvent,
 )
+from tickets.rows import insert_row, insert_rows, update_row
 
 logger = logging.getLogger(__name__)
 
@@ -61,176 +63,210 @@ def receive(inbound: InboundMessage) -> Received:
     """Store one inbound message on the right ticket, idempotently, and publish its events on commit.
 
     The same (channel, external_id) twice gives back the first message and changes nothing.
+    This is the ingest hot path: plain SQL through tickets.rows, one statement per step.
     """
-    existing = _existing_message(inbound)
-    if existing is not None:
-        return Received(message=existing, ticket=existing.ticket, duplicate=True)
+    address = normalize_address(inbound.channel, inbound.sender_address)
+    found = _look_up(inbound, address)
+    if found.duplicate_id is not None:
+        return _duplicate(found.duplicate_id)
     try:
         with transaction.atomic():
-            received, new_events = _receive_locked(inbound)
+            received, new_events = _store(inbound, address, found)
             events.publish_on_commit(new_events)
     except IntegrityError:
         # A concurrent receive() stored the same message first.
-        existing = _existing_message(inbound)
-        if existing is None:
+        again = _look_up(inbound, address)
+        if again.duplicate_id is None:
             raise
-        return Received(message=existing, ticket=existing.ticket, duplicate=True)
+        return _duplicate(again.duplicate_id)
     return received
 
 
-def _existing_message(inbound: InboundMessage) -> Message | None:
-    return (
-        Message.objects.select_related("ticket")
-        .filter(channel=inbound.channel, external_id=inbound.external_id)
-        .first()
+@dataclass(frozen=True, slots=True)
+class _Found:
+    duplicate_id: int | None
+    customer_id: int | None
+    ticket_id: int | None
+
+
+# One round trip: is it a duplicate, who sent it, and which ticket it continues. Ticket order:
+# a referenced earlier message (email In-Reply-To/References), then the channel's conversation key,
+# then, only for a message with neither (and not flagged new), the customer's latest ticket on the channel.
+_LOOK_UP_SQL = """
+WITH sender AS (
+    SELECT customer_id FROM tickets_identity WHERE channel = %(channel)s AND address = %(address)s
+)
+SELECT
+    (SELECT id FROM tickets_message WHERE channel = %(channel)s AND external_id = %(external_id)s),
+    (SELECT customer_id FROM sender),
+    COALESCE(
+        (SELECT ticket_id FROM tickets_message
+          WHERE channel = %(channel)s AND external_id = ANY(%(in_reply_to)s::varchar[])
+          ORDER BY created_at DESC LIMIT 1),
+        (SELECT ticket.id FROM tickets_ticket ticket JOIN sender USING (customer_id)
+          WHERE %(thread_key)s <> '' AND ticket.channel = %(channel)s
+            AND ticket.thread_key = %(thread_key)s AND ticket.thread_key <> ''
+          ORDER BY ticket.id DESC LIMIT 1),
+        (SELECT ticket.id FROM tickets_ticket ticket JOIN sender USING (customer_id)
+          WHERE %(join_latest)s AND ticket.channel = %(channel)s
+          ORDER BY ticket.updated_at DESC LIMIT 1)
     )
+"""
 
 
-def _receive_locked(inbound: InboundMessage) -> tuple[Received, list[TicketEvent]]:
+def _look_up(inbound: InboundMessage, address: str) -> _Found:
+    explicit = bool(inbound.in_reply_to or inbound.thread_key or inbound.new_conversation)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _LOOK_UP_SQL,
+            {
+                "channel": inbound.channel,
+                "address": address,
+                "external_id": inbound.external_id,
+                "in_reply_to": list(inbound.in_reply_to),
+                "thread_key": inbound.thread_key,
+                "join_latest": not explicit,
+            },
+        )
+        return _Found(*cursor.fetchone())
+
+
+def _duplicate(message_id: int) -> Received:
+    message = Message.objects.select_related("ticket").get(pk=message_id)
+    return Received(message=message, ticket=message.ticket, duplicate=True)
+
+
+def _store(inbound: InboundMessage, address: str, found: _Found) -> tuple[Received, list[TicketEvent]]:
     """Runs inside receive()'s transaction; locks the ticket it threads into."""
     now = timezone.now()
-    customer = customer_for_sender(
-        inbound.channel, inbound.sender_address, name=inbound.sender_name, locale=inbound.sender_locale
-    )
-    ticket = _thread_into(inbound, customer)
-    new_events: list[TicketEvent] = []
+    customer_id = found.customer_id or _first_contact(inbound, address, now=now)
+    ticket = _locked_ticket(found.ticket_id) if found.ticket_id else None
     ticket_created = ticket is None or ticket.status == Status.CLOSED
     if ticket_created:
-        ticket = _open_ticket(inbound, customer, follow_up_of=ticket, now=now)
+        ticket = _open_ticket(inbound, customer_id, follow_up_of=ticket, now=now)
     html = sanitize_html(inbound.html)
-    rejected = [
-        {"filename": item.filename, "size": len(item.content), "reason": "too large"}
-        for item in inbound.attachments
-        if attachment_too_large(len(item.content))
-    ]
+    storable = [item for item in inbound.attachments if not attachment_too_large(len(item.content))]
     channel_data = dict(inbound.channel_data)
-    if rejected:
-        channel_data["rejected_attachments"] = rejected
-    message = Message.objects.create(
-        ticket=ticket,
+    if len(storable) < len(inbound.attachments):
+        channel_data["rejected_attachments"] = [
+            {"filename": item.filename, "size": len(item.content), "reason": "too large"}
+            for item in inbound.attachments
+            if item not in storable
+        ]
+    message = insert_row(
+        Message,
+        ticket_id=ticket.pk,
         direction=Direction.IN,
         kind=inbound.kind,
         channel=inbound.channel,
-        customer=customer,
+        customer_id=customer_id,
         body_text=inbound.text or text_from_html(html),
         body_html=html,
         external_id=inbound.external_id,
         channel_data=channel_data,
+        delivery_status="",
+        delivery_error="",
         created_at=now,
         sent_at=inbound.sent_at,
     )
-    for item in inbound.attachments:
-        if not attachment_too_large(len(item.content)):
-            store_attachment(
-                message,
-                filename=item.filename,
-                content_type=item.content_type,
-                content=item.content,
-                content_id=item.content_id,
-            )
-    if ticket_created:
-        created_changes: dict[str, Any] = {"status": [None, ticket.status], "channel": [None, ticket.channel]}
-        if ticket.follow_up_of_id:
-            created_changes["follow_up_of"] = [None, ticket.follow_up_of_id]
-        new_events.append(
-            TicketEvent(ticket=ticket, name=events.TICKET_CREATED, changes=created_changes, created_at=now)
+    for item in storable:
+        store_attachment(
+            message,
+            filename=item.filename,
+            content_type=item.content_type,
+            content=item.content,
+            content_id=item.content_id,
         )
+    if ticket_created:
+        changes: dict[str, Any] = {"status": [None, ticket.status], "channel": [None, ticket.channel]}
+        if ticket.follow_up_of_id:
+            changes["follow_up_of"] = [None, ticket.follow_up_of_id]
+        happened = [(events.TICKET_CREATED, None, changes)]
     else:
-        new_events.extend(_apply_customer_message(ticket, now=now))
-    new_events.append(
-        TicketEvent(ticket=ticket, name=events.MESSAGE_RECEIVED, message=message, created_at=now)
+        happened = _apply_customer_message(ticket, now=now)
+    happened.append((events.MESSAGE_RECEIVED, message.pk, {}))
+    new_events = insert_rows(
+        TicketEvent,
+        [
+            {
+                "ticket_id": ticket.pk,
+                "name": name,
+                "message_id": message_id,
+                "changes": changes,
+                "created_at": now,
+            }
+            for name, message_id, changes in happened
+        ],
     )
-    TicketEvent.objects.bulk_create(new_events)
     return Received(message=message, ticket=ticket, ticket_created=ticket_created), new_events
 
 
-def customer_for_sender(channel: str, address: str, *, name: str = "", locale: str = "") -> Customer:
-    """The customer behind this address on this channel, created with its identity on first contact."""
-    address = normalize_address(channel, address)
-    identity = Identity.objects.select_related("customer").filter(channel=channel, address=address).first()
-    if identity is not None:
-        return identity.customer
+def _first_contact(inbound: InboundMessage, address: str, *, now: datetime) -> int:
+    """Create the customer and their identity; on a concurrent first contact, the one that won."""
     try:
         with transaction.atomic():
-            customer = Customer.objects.create(name=name[:200], locale=locale[:8])
-            Identity.objects.create(
-                customer=customer, channel=channel, address=address, display_name=name[:200]
+            customer = insert_row(
+                Customer,
+                name=inbound.sender_name[:200],
+                locale=inbound.sender_locale[:8],
+                timezone="",
+                notes="",
+                created_at=now,
             )
-            return customer
+            insert_row(
+                Identity,
+                customer_id=customer.pk,
+                channel=inbound.channel,
+                address=address,
+                display_name=inbound.sender_name[:200],
+                created_at=now,
+            )
+            return customer.pk
     except IntegrityError:
-        return Identity.objects.select_related("customer").get(channel=channel, address=address).customer
+        return Identity.objects.get(channel=inbound.channel, address=address).customer_id
 
 
-def _thread_into(inbound: InboundMessage, customer: Customer) -> Ticket | None:
-    """The ticket this message continues, locked; a closed one means a follow-up; None means a new ticket.
-
-    Order: a reference to an earlier message (email In-Reply-To/References), then the channel's
-    conversation key; only a message with neither (and not flagged as a new conversation) joins the
-    customer's latest ticket on this channel.
-    """
-    ticket_id = None
-    if inbound.in_reply_to:
-        ticket_id = (
-            Message.objects.filter(channel=inbound.channel, external_id__in=inbound.in_reply_to)
-            .order_by("-created_at")
-            .values_list("ticket_id", flat=True)
-            .first()
-        )
-    if ticket_id is None and inbound.thread_key:
-        ticket_id = (
-            Ticket.objects.filter(channel=inbound.channel, thread_key=inbound.thread_key, customer=customer)
-            .order_by("-id")
-            .values_list("id", flat=True)
-            .first()
-        )
-    explicit = inbound.in_reply_to or inbound.thread_key or inbound.new_conversation
-    if ticket_id is None and not explicit:
-        ticket_id = (
-            Ticket.objects.filter(customer=customer, channel=inbound.channel)
-            .order_by("-updated_at")
-            .values_list("id", flat=True)
-            .first()
-        )
-    if ticket_id is None:
-        return None
-    return Ticket.objects.select_for_update().get(pk=ticket_id)
+def _locked_ticket(ticket_id: int) -> Ticket:
+    return next(
+        iter(Ticket.objects.raw("SELECT * FROM tickets_ticket WHERE id = %s FOR UPDATE", [ticket_id]))
+    )
 
 
-def _open_ticket(inbound: InboundMessage, customer: Customer, *, follow_up_of: Ticket | None, now) -> Ticket:
+def _open_ticket(
+    inbound: InboundMessage, customer_id: int, *, follow_up_of: Ticket | None, now: datetime
+) -> Ticket:
     subject = inbound.subject or subject_from_text(inbound.text or text_from_html(inbound.html))
     if not subject and inbound.kind == MessageKind.CALL:
         subject = f"Call from {inbound.sender_address}"
-    return Ticket.objects.create(
+    return insert_row(
+        Ticket,
+        returning=("number",),
         subject=subject[:255],
+        status=Status.NEW,
+        priority=Priority.NORMAL,
         channel=inbound.channel,
-        customer=customer,
+        customer_id=customer_id,
+        tags=[],
+        custom_fields={},
         thread_key=inbound.thread_key[:255],
-        follow_up_of=follow_up_of,
+        follow_up_of_id=follow_up_of.pk if follow_up_of else None,
         team_id=follow_up_of.team_id if follow_up_of else None,
         created_at=now,
         updated_at=now,
     )
 
 
-def _apply_customer_message(ticket: Ticket, *, now) -> list[TicketEvent]:
+def _apply_customer_message(ticket: Ticket, *, now: datetime) -> list[tuple[str, int | None, dict[str, Any]]]:
     """Expects `ticket` locked. Bumps updated_at and reopens a ticket that waited on the customer."""
     new_status = _STATUS_AFTER_CUSTOMER_MESSAGE.get(ticket.status)
-    ticket.updated_at = now
-    update_fields = ["updated_at"]
-    changed: list[TicketEvent] = []
-    if new_status is not None:
-        changes: dict[str, Any] = {"status": [ticket.status, new_status]}
-        if ticket.status == Status.SOLVED:
-            changes["solved_at"] = [ticket.solved_at.isoformat() if ticket.solved_at else None, None]
-            ticket.solved_at = None
-            update_fields.append("solved_at")
-        ticket.status = new_status
-        update_fields.append("status")
-        changed.append(
-            TicketEvent(ticket=ticket, name=events.TICKET_UPDATED, changes=changes, created_at=now)
-        )
-    ticket.save(update_fields=update_fields)
-    return changed
+    if new_status is None:
+        update_row(ticket, updated_at=now)
+        return []
+    changes: dict[str, Any] = {"status": [ticket.status, new_status]}
+    if ticket.status == Status.SOLVED:
+        changes["solved_at"] = [ticket.solved_at.isoformat() if ticket.solved_at else None, None]
+    update_row(ticket, updated_at=now, status=new_status, solved_at=None)
+    return [(events.TICKET_UPDATED, None, changes)]
 
 
 def store_envelope(

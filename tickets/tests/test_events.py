@@ -1,6 +1,7 @@
 """helpdesk.events: the catalogue, subscribers, the payload shape, the outbox sweep."""
 
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -87,3 +88,19 @@ def test_republish_leaves_fresh_events_to_their_own_publisher(monkeypatch):
     inbound.receive(inbound_message())
 
     assert republish_unpublished_events() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_events_committed_close_together_are_published_as_one_batch(captured_events, settings):
+    settings.EVENTS_PUBLISH_DELAY = 0.2
+    first = inbound.receive(inbound_message())
+    second = inbound.receive(inbound_message(new_conversation=True))
+
+    deadline = time.monotonic() + 10
+    while TicketEvent.objects.filter(published_at=None).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert not TicketEvent.objects.filter(published_at=None).exists()
+    assert [(path, [e["message_id"] for e in batch]) for path, batch in captured_events.sent] == [
+        ("tickets.tasks.record_customer_contact", [first.message.pk, second.message.pk])
+    ]

@@ -239,9 +239,9 @@ def test_processing_that_dies_halfway_keeps_the_envelope_for_replay(monkeypatch,
     def crash(*args, **kwargs):
         raise RuntimeError("worker died while storing the message")
 
-    # The ticket is already created when the crash happens: the whole receive() must roll back.
+    # The crash comes after the customer and the ticket rows are written: all of it must roll back.
     with monkeypatch.context() as patch:
-        patch.setattr(Message.objects, "create", crash)
+        patch.setattr(inbound, "sanitize_html", crash)
         inbound.process_envelope(envelope)
 
     envelope.refresh_from_db()
@@ -249,6 +249,7 @@ def test_processing_that_dies_halfway_keeps_the_envelope_for_replay(monkeypatch,
     assert "worker died" in envelope.error
     assert bytes(envelope.payload) == payload
     assert Ticket.objects.count() == 0
+    assert Customer.objects.count() == 0
     assert captured_events.names == []
 
     call_command("replay_envelopes")
