@@ -6,9 +6,9 @@ from tickets.models import Channel, Priority, Status, Ticket
 
 
 class TicketFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=Status.choices)
-    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices)
-    channel = django_filters.MultipleChoiceFilter(choices=Channel.choices)
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices, distinct=False)
+    priority = django_filters.MultipleChoiceFilter(choices=Priority.choices, distinct=False)
+    channel = django_filters.MultipleChoiceFilter(choices=Channel.choices, distinct=False)
     assignee = django_filters.CharFilter(method="filter_assignee", help_text='User id, "me" or "none".')
     team = django_filters.NumberFilter(field_name="team_id")
     customer = django_filters.NumberFilter(field_name="customer_id")

@@ -8,7 +8,7 @@ from rest_framework.views import APIView
 
 from tickets import lifecycle, replies, selectors
 from tickets.api.filters import TicketFilter
-from tickets.api.serializers import TicketDetailSerializer, TicketRowSerializer
+from tickets.api.serializers import TicketDetailSerializer, TicketListRowSerializer
 from tickets.models import Channel, Priority, Role, Status, Team, User
 
 
@@ -31,7 +31,7 @@ class TicketCursorPagination(CursorPagination):
 class TicketListApi(generics.ListAPIView):
     """Tickets the caller may see, newest activity first, cursor-paginated."""
 
-    serializer_class = TicketRowSerializer
+    serializer_class = TicketListRowSerializer
     pagination_class = TicketCursorPagination
     filterset_class = TicketFilter
     filter_backends = [*generics.ListAPIView.filter_backends, OrderingFilter]

@@ -7,6 +7,7 @@ from django.http import Http404
 
 from conftest import inbound_message, unique
 from tickets import inbound, lifecycle, replies, selectors
+from tickets.api.serializers import TicketListRowSerializer, TicketRowSerializer
 from tickets.channels import InboundAttachment
 from tickets.models import Channel, Customer, Identity, Role, Team, Ticket, User
 
@@ -225,3 +226,15 @@ def test_portal_list_query_count_does_not_grow(api_client, ivan, django_assert_m
         make_ticket(ivan)
 
     assert portal_queries() == few
+
+
+def test_fast_ticket_list_rows_equal_the_generic_serializer(alice, bob, billing, ivan, captured_events):
+    plain = inbound.receive(inbound_message()).ticket
+    routed = inbound.receive(inbound_message(new_conversation=True)).ticket
+    lifecycle.update(
+        routed, actor=alice, team=billing, assignee=alice, tags=["vip", "refund"], status="solved"
+    )
+    follow_up = inbound.receive(inbound_message(in_reply_to=(), new_conversation=True)).ticket
+
+    for ticket in selectors.ticket_inbox(alice).filter(pk__in=[plain.pk, routed.pk, follow_up.pk]):
+        assert TicketListRowSerializer(ticket).data == TicketRowSerializer(ticket).data
