@@ -27,10 +27,8 @@ from tickets.content import (
 )
 from tickets.identities import normalize_address
 from tickets.models import (
-    Customer,
     Direction,
     EnvelopeStatus,
-    Identity,
     InboundEnvelope,
     Message,
     MessageKind,
@@ -201,29 +199,46 @@ def _store(inbound: InboundMessage, address: str, found: _Found) -> tuple[Receiv
     return Received(message=message, ticket=ticket, ticket_created=ticket_created), new_events
 
 
+# First contact in one statement, without a savepoint: the customer and their identity. If another
+# process created the identity a moment earlier, ON CONFLICT leaves ours out and the orphan customer
+# row is deleted again.
+_FIRST_CONTACT_SQL = """
+WITH customer AS (
+    INSERT INTO tickets_customer (name, locale, timezone, notes, created_at)
+    VALUES (%(name)s, %(locale)s, '', '', %(now)s)
+    RETURNING id
+), identity AS (
+    INSERT INTO tickets_identity (customer_id, channel, address, display_name, created_at)
+    SELECT id, %(channel)s, %(address)s, %(name)s, %(now)s FROM customer
+    ON CONFLICT (channel, address) DO NOTHING
+    RETURNING customer_id
+)
+SELECT customer.id, identity.customer_id FROM customer LEFT JOIN identity ON true
+"""
+
+
 def _first_contact(inbound: InboundMessage, address: str, *, now: datetime) -> int:
     """Create the customer and their identity; on a concurrent first contact, the one that won."""
-    try:
-        with transaction.atomic():
-            customer = insert_row(
-                Customer,
-                name=inbound.sender_name[:200],
-                locale=inbound.sender_locale[:8],
-                timezone="",
-                notes="",
-                created_at=now,
-            )
-            insert_row(
-                Identity,
-                customer_id=customer.pk,
-                channel=inbound.channel,
-                address=address,
-                display_name=inbound.sender_name[:200],
-                created_at=now,
-            )
-            return customer.pk
-    except IntegrityError:
-        return Identity.objects.get(channel=inbound.channel, address=address).customer_id
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _FIRST_CONTACT_SQL,
+            {
+                "name": inbound.sender_name[:200],
+                "locale": inbound.sender_locale[:8],
+                "channel": inbound.channel,
+                "address": address,
+                "now": now,
+            },
+        )
+        created, identified = cursor.fetchone()
+        if identified is not None:
+            return identified
+        cursor.execute("DELETE FROM tickets_customer WHERE id = %s", [created])
+        cursor.execute(
+            "SELECT customer_id FROM tickets_identity WHERE channel = %s AND address = %s",
+            [inbound.channel, address],
+        )
+        return cursor.fetchone()[0]
 
 
 def _locked_ticket(ticket_id: int) -> Ticket:

@@ -1,5 +1,6 @@
 """tickets.inbound.receive(): idempotency, threading, reopening, follow-ups, envelopes and replay."""
 
+import dataclasses
 import hashlib
 
 import pytest
@@ -279,3 +280,20 @@ def test_replay_command_exits_nonzero_when_envelopes_still_fail():
         call_command("replay_envelopes")
 
     assert exit_info.value.code == 1
+
+
+def test_first_contact_racing_another_process_joins_the_customer_it_created(monkeypatch, ivan):
+    # The lookup ran just before another process committed ivan's identity: our insert conflicts.
+    real_look_up = inbound._look_up
+
+    def look_up_before_the_other_commit(message, address):
+        return dataclasses.replace(real_look_up(message, address), customer_id=None)
+
+    monkeypatch.setattr(inbound, "_look_up", look_up_before_the_other_commit)
+    customers_before = Customer.objects.count()
+
+    received = inbound.receive(inbound_message(sender_address="ivan@customer.test"))
+
+    assert received.ticket.customer_id == ivan.pk
+    assert received.message.customer_id == ivan.pk
+    assert Customer.objects.count() == customers_before
