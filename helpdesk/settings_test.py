@@ -12,6 +12,8 @@ from helpdesk.settings import *  # noqa: F403
 # Hashing passwords slowly is the point in production and pure cost in tests.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = tempfile.mkdtemp(prefix="helpdesk-test-media-")
+# An empty, existing STATIC_ROOT: tests never run collectstatic, and whitenoise warns about a missing one.
+STATIC_ROOT = tempfile.mkdtemp(prefix="helpdesk-test-static-")
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 # Publish each transaction's events at commit, so tests see them without waiting for a batch.
 EVENTS_PUBLISH_DELAY = 0

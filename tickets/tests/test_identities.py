@@ -10,9 +10,8 @@ from tickets.exceptions import InvalidIdentity
 from tickets.identities import normalize_address
 from tickets.models import Channel
 
+# ../shared beside the checkout, in development and in CI alike.
 REALDATA = Path(__file__).resolve().parents[3] / "shared" / "realdata"
-if not REALDATA.exists():  # CI lays shared/ beside the clone
-    REALDATA = Path(__file__).resolve().parents[2].parent / "shared" / "realdata"
 
 TELEGRAM_UPDATES = sorted((REALDATA / "telegram" / "nutgram" / "Updates").glob("*.json"))
 TWILIO_SMS = sorted((REALDATA / "cti" / "zammad-twilio-sms").glob("*.json"))
