@@ -7,6 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
@@ -24,13 +25,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def database_url() -> str:
-    """The test database this process uses, so the worker sees the same rows."""
+    """The test database this process uses, so the worker sees the same rows (TCP or unix socket)."""
     db = connection.settings_dict
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return (
-        f"postgres://{user}{password}@{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-    )
+    user = quote(db.get("USER") or "postgres")
+    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
+    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+    if host.startswith("/"):  # the embedded server listens on a socket in its data directory
+        return f"postgres://{user}{password}@/{db['NAME']}?host={quote(host)}&port={port}"
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
 @pytest.fixture
