@@ -7,7 +7,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -25,14 +25,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def database_url() -> str:
-    """The test database this process uses, so the worker sees the same rows (TCP or unix socket)."""
-    db = connection.settings_dict
-    user = quote(db.get("USER") or "postgres")
-    password = f":{quote(db['PASSWORD'])}" if db.get("PASSWORD") else ""
-    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
-    if host.startswith("/"):  # the embedded server listens on a socket in its data directory
-        return f"postgres://{user}{password}@/{db['NAME']}?host={quote(host)}&port={port}"
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+    """DATABASE_URL (TCP or the embedded server's socket) pointed at this run's test database."""
+    configured = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/helpdesk"))
+    return urlunsplit(configured._replace(path="/" + connection.settings_dict["NAME"]))
 
 
 @pytest.fixture
