@@ -60,6 +60,10 @@ class InboundMessage:
     attachments: tuple[InboundAttachment, ...] = ()
     channel_data: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.external_id:
+            raise ValueError("An inbound message needs the channel's own id (external_id) to be idempotent")
+
 
 @dataclass(frozen=True, slots=True)
 class OutboundAttachment:
@@ -202,6 +206,8 @@ def parse_api_payload(payload: bytes, source: dict[str, Any]) -> InboundMessage:
     if not isinstance(document, dict):
         raise ApiPayloadError("expected a JSON object")
     customer = document.get("customer") or {}
+    if not isinstance(document.get("id"), str | int) or document.get("id") in ("", None):
+        raise ApiPayloadError('"id" must be the integration\'s own id for the message (string or number)')
     try:
         attachments = tuple(
             InboundAttachment(

@@ -7,6 +7,7 @@ leaves the envelope `failed` with its error, to be replayed with `manage.py repl
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import traceback
 from dataclasses import dataclass
@@ -64,20 +65,33 @@ def receive(inbound: InboundMessage) -> Received:
     This is the ingest hot path: plain SQL through tickets.rows, one statement per step.
     """
     address = normalize_address(inbound.channel, inbound.sender_address)
-    found = _look_up(inbound, address)
-    if found.duplicate_id is not None:
-        return _duplicate(found.duplicate_id)
+    external_id = fit_external_id(inbound.external_id)
     try:
         with transaction.atomic():
-            received, new_events = _store(inbound, address, found)
+            # One sender's messages thread one at a time, so two first messages open one ticket.
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{inbound.channel}:{address}"]
+                )
+            found = _look_up(inbound, address, external_id)
+            if found.duplicate_id is not None:
+                return _duplicate(found.duplicate_id)
+            received, new_events = _store(inbound, address, external_id, found)
             events.publish_on_commit(new_events)
     except IntegrityError:
-        # A concurrent receive() stored the same message first.
-        again = _look_up(inbound, address)
+        # Another sender's message with the same id was stored first: still the same message.
+        again = _look_up(inbound, address, external_id)
         if again.duplicate_id is None:
             raise
         return _duplicate(again.duplicate_id)
     return received
+
+
+def fit_external_id(external_id: str) -> str:
+    """The channel's id as stored: ids longer than the column are replaced by their SHA-256."""
+    if len(external_id) <= 255:
+        return external_id
+    return "sha256:" + hashlib.sha256(external_id.encode()).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,31 +102,35 @@ class _Found:
 
 
 # One round trip: is it a duplicate, who sent it, and which ticket it continues. Ticket order:
-# a referenced earlier message (email In-Reply-To/References), then the channel's conversation key,
-# then, only for a message with neither (and not flagged new), the customer's latest ticket on the channel.
+# an earlier message of this customer's that it references (email In-Reply-To/References), then the
+# channel's conversation key, then, only for a message with neither (and not flagged new), the
+# customer's latest ticket on the channel, preferring one that is not closed.
 _LOOK_UP_SQL = """
 WITH sender AS (
     SELECT customer_id FROM tickets_identity WHERE channel = %(channel)s AND address = %(address)s
 )
 SELECT
-    (SELECT id FROM tickets_message WHERE channel = %(channel)s AND external_id = %(external_id)s),
+    (SELECT id FROM tickets_message
+      WHERE channel = %(channel)s AND external_id = %(external_id)s AND direction = 'in'),
     (SELECT customer_id FROM sender),
     COALESCE(
-        (SELECT ticket_id FROM tickets_message
-          WHERE channel = %(channel)s AND external_id = ANY(%(in_reply_to)s::varchar[])
-          ORDER BY created_at DESC LIMIT 1),
+        (SELECT message.ticket_id FROM tickets_message message
+           JOIN tickets_ticket ticket ON ticket.id = message.ticket_id
+           JOIN sender ON sender.customer_id = ticket.customer_id
+          WHERE message.channel = %(channel)s AND message.external_id = ANY(%(in_reply_to)s::varchar[])
+          ORDER BY message.created_at DESC LIMIT 1),
         (SELECT ticket.id FROM tickets_ticket ticket JOIN sender USING (customer_id)
           WHERE %(thread_key)s <> '' AND ticket.channel = %(channel)s
             AND ticket.thread_key = %(thread_key)s AND ticket.thread_key <> ''
           ORDER BY ticket.id DESC LIMIT 1),
         (SELECT ticket.id FROM tickets_ticket ticket JOIN sender USING (customer_id)
           WHERE %(join_latest)s AND ticket.channel = %(channel)s
-          ORDER BY ticket.updated_at DESC LIMIT 1)
+          ORDER BY ticket.status = 'closed', ticket.updated_at DESC LIMIT 1)
     )
 """
 
 
-def _look_up(inbound: InboundMessage, address: str) -> _Found:
+def _look_up(inbound: InboundMessage, address: str, external_id: str) -> _Found:
     explicit = bool(inbound.in_reply_to or inbound.thread_key or inbound.new_conversation)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -120,8 +138,8 @@ def _look_up(inbound: InboundMessage, address: str) -> _Found:
             {
                 "channel": inbound.channel,
                 "address": address,
-                "external_id": inbound.external_id,
-                "in_reply_to": list(inbound.in_reply_to),
+                "external_id": external_id,
+                "in_reply_to": [fit_external_id(ref) for ref in inbound.in_reply_to if ref],
                 "thread_key": inbound.thread_key,
                 "join_latest": not explicit,
             },
@@ -134,11 +152,24 @@ def _duplicate(message_id: int) -> Received:
     return Received(message=message, ticket=message.ticket, duplicate=True)
 
 
-def _store(inbound: InboundMessage, address: str, found: _Found) -> tuple[Received, list[TicketEvent]]:
-    """Runs inside receive()'s transaction; locks the ticket it threads into."""
+def _store(
+    inbound: InboundMessage, address: str, external_id: str, found: _Found
+) -> tuple[Received, list[TicketEvent]]:
+    """Runs inside receive()'s transaction, under the sender's lock; locks the ticket it threads into."""
     now = timezone.now()
     customer_id = found.customer_id or _first_contact(inbound, address, now=now)
     ticket = _locked_ticket(found.ticket_id) if found.ticket_id else None
+    if ticket is not None and ticket.status == Status.CLOSED:
+        # A closed ticket's open follow-up takes the message rather than yet another follow-up.
+        follow_up = (
+            Ticket.objects.filter(follow_up_of=ticket)
+            .exclude(status=Status.CLOSED)
+            .order_by("-id")
+            .values_list("id", flat=True)
+            .first()
+        )
+        if follow_up is not None:
+            ticket = _locked_ticket(follow_up)
     ticket_created = ticket is None or ticket.status == Status.CLOSED
     if ticket_created:
         ticket = _open_ticket(inbound, customer_id, follow_up_of=ticket, now=now)
@@ -160,7 +191,7 @@ def _store(inbound: InboundMessage, address: str, found: _Found) -> tuple[Receiv
         customer_id=customer_id,
         body_text=inbound.text or text_from_html(html),
         body_html=html,
-        external_id=inbound.external_id,
+        external_id=external_id,
         channel_data=channel_data,
         delivery_status="",
         delivery_error="",
@@ -293,7 +324,7 @@ def store_envelope(
     """
     envelope, created = InboundEnvelope.objects.get_or_create(
         channel=channel,
-        external_id=external_id[:255],
+        external_id=fit_external_id(external_id),
         defaults={"payload": payload, "source": source or {}},
     )
     return envelope, created

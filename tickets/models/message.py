@@ -41,7 +41,10 @@ class Message(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.UniqueConstraint(fields=["channel", "external_id"], name="message_unique_external_id"),
+            # Per direction: our outbound ids (e.g. "api-12") must never pass for a customer's message.
+            models.UniqueConstraint(
+                fields=["channel", "external_id", "direction"], name="message_unique_external_id"
+            ),
         ]
         indexes = [
             models.Index(fields=["ticket", "created_at"], name="message_ticket_timeline"),

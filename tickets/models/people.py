@@ -8,14 +8,17 @@ from tickets.models.choices import Channel, Role
 class User(AbstractUser):
     """Anyone who signs in: agents, supervisors and admins work tickets; customers use the portal."""
 
-    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.AGENT)
+    # Least privilege unless said otherwise: a user created anywhere without a role sees no tickets.
+    role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.CUSTOMER)
     locale = models.CharField(_("language"), max_length=8, blank=True)
     timezone = models.CharField(_("time zone"), max_length=64, blank=True)
 
     @property
     def is_agent(self) -> bool:
         """True for everyone who works tickets (agents, supervisors, admins)."""
-        return self.role != Role.CUSTOMER and self.is_active
+        return self.is_active and (
+            self.role in (Role.AGENT, Role.SUPERVISOR, Role.ADMIN) or self.is_superuser
+        )
 
     @property
     def sees_all_tickets(self) -> bool:

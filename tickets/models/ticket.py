@@ -35,10 +35,11 @@ class Ticket(models.Model):
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        # Deleting people or teams must not silently unroute tickets (every agent sees unrouted ones).
+        on_delete=models.PROTECT,
         related_name="assigned_tickets",
     )
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets")
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="tickets")
     tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     custom_fields = models.JSONField(default=dict, blank=True)
     # The channel's own conversation key (widget conversation, call id, root Message-ID), used for threading.

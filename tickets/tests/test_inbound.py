@@ -2,9 +2,11 @@
 
 import dataclasses
 import hashlib
+import threading
 
 import pytest
 from django.core.management import call_command
+from django.db import connection
 
 from conftest import inbound_message
 from helpdesk import events
@@ -286,8 +288,8 @@ def test_first_contact_racing_another_process_joins_the_customer_it_created(monk
     # The lookup ran just before another process committed ivan's identity: our insert conflicts.
     real_look_up = inbound._look_up
 
-    def look_up_before_the_other_commit(message, address):
-        return dataclasses.replace(real_look_up(message, address), customer_id=None)
+    def look_up_before_the_other_commit(*args):
+        return dataclasses.replace(real_look_up(*args), customer_id=None)
 
     monkeypatch.setattr(inbound, "_look_up", look_up_before_the_other_commit)
     customers_before = Customer.objects.count()
@@ -297,3 +299,100 @@ def test_first_contact_racing_another_process_joins_the_customer_it_created(monk
     assert received.ticket.customer_id == ivan.pk
     assert received.message.customer_id == ivan.pk
     assert Customer.objects.count() == customers_before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_first_messages_from_one_sender_open_one_ticket():
+    barrier = threading.Barrier(4)
+    results, errors = [], []
+
+    def deliver(number: int) -> None:
+        try:
+            barrier.wait(timeout=10)
+            message = inbound_message(channel=Channel.TELEGRAM, sender_address="4242", text=f"part {number}")
+            results.append(inbound.receive(message))
+        except Exception as error:
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=deliver, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert errors == []
+    assert Ticket.objects.count() == 1
+    assert Customer.objects.count() == 1
+    assert Message.objects.count() == 4
+    assert sum(result.ticket_created for result in results) == 1
+
+
+def test_an_inbound_message_needs_its_channel_id():
+    with pytest.raises(ValueError, match="external_id"):
+        inbound_message(external_id="")
+
+
+def test_overlong_channel_ids_are_stored_hashed_and_stay_idempotent():
+    long_id = "<" + "x" * 400 + "@customer.test>"
+
+    first = inbound.receive(inbound_message(external_id=long_id))
+    again = inbound.receive(inbound_message(external_id=long_id))
+    reply = inbound.receive(inbound_message(in_reply_to=(long_id,), text="still waiting"))
+
+    assert again.duplicate and again.message.pk == first.message.pk
+    assert first.message.external_id.startswith("sha256:") and len(first.message.external_id) < 255
+    assert reply.ticket.pk == first.ticket.pk
+
+
+def test_an_inbound_id_equal_to_one_of_our_outbound_ids_is_a_new_message(alice):
+    received = inbound.receive(
+        inbound_message(channel=Channel.API, sender_address="crm-contact-77", text="hi")
+    )
+    Message.objects.create(
+        ticket=received.ticket, direction="out", channel=Channel.API, author=alice, external_id="api-500"
+    )
+
+    customer_message = inbound.receive(
+        inbound_message(channel=Channel.API, sender_address="crm-contact-77", external_id="api-500")
+    )
+
+    assert not customer_message.duplicate
+    assert customer_message.message.direction == "in"
+
+
+def test_a_reference_to_another_customers_message_does_not_thread_into_their_ticket(ivan):
+    victim = inbound.receive(inbound_message(external_id="<private@customer.test>"))
+
+    stranger = inbound.receive(
+        inbound_message(sender_address="stranger@elsewhere.test", in_reply_to=("<private@customer.test>",))
+    )
+
+    assert stranger.ticket_created
+    assert stranger.ticket.pk != victim.ticket.pk
+    assert victim.ticket.messages.count() == 1
+
+
+def test_without_a_key_an_open_ticket_wins_over_a_more_recently_closed_one(ivan, alice):
+    still_open = inbound.receive(inbound_message(channel=Channel.TELEGRAM, sender_address="9001", text="a"))
+    other = inbound.receive(
+        inbound_message(channel=Channel.TELEGRAM, sender_address="9001", text="b", new_conversation=True)
+    )
+    lifecycle.change_status(other.ticket, status=Status.CLOSED, actor=alice)
+
+    follow = inbound.receive(inbound_message(channel=Channel.TELEGRAM, sender_address="9001", text="c"))
+
+    assert follow.ticket.pk == still_open.ticket.pk
+
+
+def test_every_reply_to_a_closed_ticket_goes_to_its_one_open_follow_up(ivan, alice):
+    first = inbound.receive(inbound_message(external_id="<closed-root@customer.test>"))
+    lifecycle.change_status(first.ticket, status=Status.CLOSED, actor=alice)
+
+    one = inbound.receive(inbound_message(in_reply_to=("<closed-root@customer.test>",)))
+    two = inbound.receive(inbound_message(in_reply_to=("<closed-root@customer.test>",)))
+
+    assert one.ticket_created and not two.ticket_created
+    assert two.ticket.pk == one.ticket.pk
+    assert Ticket.objects.filter(follow_up_of=first.ticket).count() == 1
