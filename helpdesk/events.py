@@ -123,9 +123,12 @@ class _Outbox:
         if delay <= 0:
             publish(payloads)
             return
+        if self._pid != os.getpid():
+            # A forked child (Celery prefork) has no flusher thread, and the parent's lock may be held.
+            self._pending, self._wakeup, self._flusher = [], threading.Condition(), None
         with self._wakeup:
             self._pending.extend(payloads)
-            if self._flusher is None or self._pid != os.getpid():  # not started yet, or we forked
+            if self._flusher is None:
                 self._pid = os.getpid()
                 self._flusher = threading.Thread(target=self._run, args=(delay,), daemon=True)
                 self._flusher.start()

@@ -45,13 +45,6 @@ class UnknownChannel(DomainError):
     http_status = 400
 
 
-class AttachmentTooLarge(DomainError):
-    """The file is larger than this helpdesk accepts."""
-
-    code = "attachment_too_large"
-    http_status = 413
-
-
 class IdentityTaken(DomainError):
     """Another customer already has this address."""
 

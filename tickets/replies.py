@@ -175,7 +175,8 @@ def _claim(message_id: int) -> OutboundMessage | None:
 
 def _deliverable(message: Message) -> bool:
     if message.delivery_status == DeliveryStatus.QUEUED:
-        return True
+        # A second trigger (a republished event, a duplicate countdown) must not skip the backoff.
+        return message.next_attempt_at is None or message.next_attempt_at <= timezone.now()
     return (
         message.delivery_status == DeliveryStatus.SENDING
         and message.sent_at is not None
@@ -188,8 +189,9 @@ def _outbound(message: Message) -> OutboundMessage:
     identity = (
         Identity.objects.filter(customer_id=ticket.customer_id, channel=ticket.channel).order_by("id").first()
     )
-    earlier = Message.objects.filter(ticket=ticket, external_id__isnull=False).exclude(pk=message.pk)
-    references = tuple(earlier.order_by("created_at").values_list("external_id", flat=True)[:50])
+    # The newest 50 ids, oldest first (an email's References); the message answered is the last.
+    earlier = Message.objects.filter(ticket=ticket, external_id__gt="").exclude(pk=message.pk)
+    references = tuple(reversed(earlier.order_by("-created_at").values_list("external_id", flat=True)[:50]))
     latest_inbound = (
         Message.objects.filter(ticket=ticket, direction=Direction.IN)
         .order_by("-created_at")

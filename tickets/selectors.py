@@ -93,8 +93,12 @@ def ticket_events(ticket: Ticket) -> QuerySet[TicketEvent]:
 
 
 def ticket_detail(agent: User, ticket_id: int) -> Ticket:
-    """A ticket with its messages (attachments too) and its audit trail, prefetched."""
-    ticket = ticket_for_agent(agent, ticket_id)
+    """A ticket the agent may see, with its messages (attachments too) and its audit trail."""
+    return with_history(ticket_for_agent(agent, ticket_id))
+
+
+def with_history(ticket: Ticket) -> Ticket:
+    """Attach the messages and the audit trail, for a ticket the caller was already allowed to change."""
     ticket.timeline = list(ticket_timeline(ticket))
     ticket.audit_trail = list(ticket_events(ticket))
     return ticket

@@ -7,6 +7,8 @@ from rest_framework.views import APIView
 
 from tickets import customers, selectors
 from tickets.api.serializers import CustomerDetailSerializer, CustomerSerializer
+from tickets.exceptions import InvalidIdentity
+from tickets.identities import normalize_address
 from tickets.models import Channel
 
 
@@ -33,6 +35,13 @@ class CustomerListApi(generics.ListAPIView):
             channel = serializers.ChoiceField(choices=Channel.choices)
             address = serializers.CharField(max_length=320)
             display_name = serializers.CharField(max_length=200, required=False, default="")
+
+            def validate(self, attrs):
+                try:
+                    normalize_address(attrs["channel"], attrs["address"])
+                except InvalidIdentity as error:
+                    raise serializers.ValidationError({"address": [str(error)]}) from None
+                return attrs
 
         name = serializers.CharField(max_length=200)
         locale = serializers.CharField(max_length=8, required=False, default="")

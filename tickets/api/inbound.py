@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 from tickets import inbound
 from tickets.api.permissions import IsAdmin
 from tickets.channels import ApiPayloadError, parse_api_payload
+from tickets.exceptions import InvalidIdentity
 from tickets.identities import normalize_address
 from tickets.models import Channel, EnvelopeStatus
 
@@ -58,7 +59,10 @@ class InboundMessageApi(APIView):
         except ApiPayloadError as error:
             return Response({"detail": str(error)}, status=status.HTTP_400_BAD_REQUEST)
         # A sender we could never store is the integration's mistake: refuse it now, not on replay.
-        normalize_address(parsed.channel, parsed.sender_address)
+        try:
+            normalize_address(parsed.channel, parsed.sender_address)
+        except InvalidIdentity as error:
+            return Response({"customer": {"id": [str(error)]}}, status=status.HTTP_400_BAD_REQUEST)
         envelope, _ = inbound.store_envelope(
             Channel.API, parsed.external_id, raw, source={"user": request.user.pk}
         )

@@ -67,9 +67,18 @@ class TicketListApi(generics.ListAPIView):
         customer = selectors.customers_for_agent(request.user).filter(pk=fields.pop("customer")).first()
         if customer is None:
             raise serializers.ValidationError({"customer": ["No such customer."]})
+        if (
+            fields["channel"] != Channel.API
+            and not customer.identities.filter(channel=fields["channel"]).exists()
+        ):
+            raise serializers.ValidationError(
+                {"channel": [f"The customer has no {fields['channel']} address."]}
+            )
         ticket = replies.open_ticket(customer, actor=request.user, **fields)
-        detail = selectors.ticket_detail(request.user, ticket.pk)
-        return Response(TicketDetailSerializer(detail).data, status=status.HTTP_201_CREATED)
+        # The caller may route it to a team they cannot see: answer with what was created, not a 404.
+        return Response(
+            TicketDetailSerializer(selectors.with_history(ticket)).data, status=status.HTTP_201_CREATED
+        )
 
 
 class TicketDetailApi(APIView):
@@ -95,4 +104,4 @@ class TicketDetailApi(APIView):
         data = self.TicketUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
         lifecycle.update(ticket, actor=request.user, **data.validated_data)
-        return Response(TicketDetailSerializer(selectors.ticket_detail(request.user, ticket_id)).data)
+        return Response(TicketDetailSerializer(selectors.with_history(ticket)).data)

@@ -592,3 +592,34 @@ def test_patch_of_an_unknown_ticket_is_404(api_client, carol):
     response = api_client(carol).patch(f"{TICKETS}99999999999999999999/", {"priority": "high"}, format="json")
 
     assert response.status_code == 404
+
+
+def test_routing_a_ticket_to_a_team_you_cannot_see_answers_with_the_result_not_404(
+    api_client, alice, tech, ivan, captured_events
+):
+    created = api_client(alice).post(
+        TICKETS,
+        {
+            "customer": ivan.pk,
+            "subject": "For Tech",
+            "text": "Handing over",
+            "channel": "email",
+            "team": tech.pk,
+        },
+        format="json",
+    )
+    assert created.status_code == 201, created.json()
+    ticket_id = created.json()["id"]
+    assert created.json()["team"]["id"] == tech.pk
+
+    unassigned = api_client(alice).patch(f"{TICKETS}{ticket_id}/", {"priority": "high"}, format="json")
+    assert unassigned.status_code == 404  # now Tech's, no longer alice's to see
+
+
+def test_opening_a_ticket_on_a_channel_the_customer_has_no_address_on_is_refused(api_client, alice, ivan):
+    response = api_client(alice).post(
+        TICKETS, {"customer": ivan.pk, "subject": "Hi", "text": "Hello", "channel": "telegram"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "channel" in response.json()
