@@ -193,7 +193,7 @@ def test_an_address_invalid_for_its_channel_is_400(api_client, alice):
     )
 
     assert response.status_code == 400
-    assert "not an email address" in response.json()["identities"][0]["address"][0]
+    assert "not an email address" in response.json()["identities"]["0"]["address"][0]
     assert not Customer.objects.filter(name="Typo").exists()
 
 
