@@ -2,10 +2,13 @@
 
 Tickets change through services, so ticket history is read-only here."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
 from tickets import inbound
+from tickets.exceptions import InvalidIdentity
+from tickets.identities import normalize_address
 from tickets.models import (
     Attachment,
     Customer,
@@ -59,8 +62,26 @@ class OrganizationAdmin(admin.ModelAdmin):
     search_fields = ["name"]
 
 
+class IdentityForm(forms.ModelForm):
+    """Stored normalized, as receive() looks addresses up; else the next message makes a new customer."""
+
+    class Meta:
+        model = Identity
+        fields = ["customer", "channel", "address", "display_name"]
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("channel") and cleaned.get("address"):
+            try:
+                cleaned["address"] = normalize_address(cleaned["channel"], cleaned["address"])
+            except InvalidIdentity as error:
+                self.add_error("address", str(error))
+        return cleaned
+
+
 class IdentityInline(admin.TabularInline):
     model = Identity
+    form = IdentityForm
     extra = 1
     fields = ["channel", "address", "display_name"]
 
@@ -78,6 +99,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
 @admin.register(Identity)
 class IdentityAdmin(admin.ModelAdmin):
+    form = IdentityForm
     list_display = ["address", "channel", "customer", "display_name"]
     list_filter = ["channel"]
     search_fields = ["address", "display_name"]

@@ -3,7 +3,8 @@
 Building a query through the ORM costs about 0.7 ms of Python per statement on the 2-core machines
 this runs on (bench/RESULTS.md); receive() issues about eight, which alone caps ingest near 150
 messages/s. These helpers build the same SQL once per shape, cache it, and let Django's fields
-prepare the values (JSON, arrays, aware datetimes), so the rows are exactly what the ORM would write.
+prepare the values (JSON, arrays, aware datetimes). Every column without a database default must be
+given (checked once per statement shape), so a row is what the ORM would have written.
 """
 
 from __future__ import annotations
@@ -20,6 +21,15 @@ M = TypeVar("M", bound=models.Model)
 def _insert_sql(model: type[models.Model], columns: tuple[str, ...], rows: int) -> tuple[str, tuple]:
     meta = model._meta
     fields = tuple(meta.get_field(name) for name in columns)
+    # The database fills only NULL and db_default columns: every other one must be given, or the row
+    # would differ from what the ORM writes (Python defaults are not in the schema).
+    missing = [
+        field.name
+        for field in meta.concrete_fields
+        if field not in fields and not field.primary_key and not field.null and not field.has_db_default()
+    ]
+    if missing:
+        raise ValueError(f"insert_rows({model.__name__}) needs values for {missing}")
     placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
     # Only identifiers from model metadata (quoted) go into the text; every value is a parameter.
     sql = "INSERT INTO {} ({}) VALUES {} RETURNING {}".format(  # noqa: S608

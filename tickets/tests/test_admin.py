@@ -70,3 +70,22 @@ def test_agents_without_staff_flag_cannot_enter_the_admin(client, alice):
     response = client.get(reverse("admin:tickets_ticket_changelist"))
 
     assert response.status_code == 302
+
+
+def test_identities_entered_in_the_admin_are_stored_normalized(client, dave, ivan):
+    dave.is_superuser = True
+    dave.save()
+    client.force_login(dave)
+
+    saved = client.post(
+        reverse("admin:tickets_identity_add"),
+        {"customer": ivan.pk, "channel": "phone", "address": "+7 (912) 000-11-22", "display_name": ""},
+    )
+    refused = client.post(
+        reverse("admin:tickets_identity_add"),
+        {"customer": ivan.pk, "channel": "email", "address": "no at sign", "display_name": ""},
+    )
+
+    assert saved.status_code == 302
+    assert ivan.identities.filter(channel="phone", address="+79120001122").exists()
+    assert refused.status_code == 200 and "not an email address" in refused.content.decode()
