@@ -136,6 +136,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tickets.api.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {"login": env("LOGIN_RATE", default="10/min")},
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -157,6 +158,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Shared by every web process: login throttling (and later live presence) must see all of them.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 # Celery spells a unix-socket Redis differently from redis-py (the embedded Redis listens on one).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=celery_broker_url(REDIS_URL))
 CELERY_RESULT_BACKEND = None

@@ -17,3 +17,5 @@ STATIC_ROOT = tempfile.mkdtemp(prefix="helpdesk-test-static-")
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 # Publish each transaction's events at commit, so tests see them without waiting for a batch.
 EVENTS_PUBLISH_DELAY = 0
+# Per-process cache: parallel test workers must not share login throttling counters through Redis.
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -1,5 +1,6 @@
 from django.urls import path
 from rest_framework.authtoken.views import ObtainAuthToken
+from rest_framework.throttling import ScopedRateThrottle
 
 from tickets.api.attachments import AttachmentDownloadApi
 from tickets.api.customers import CustomerDetailApi, CustomerListApi
@@ -11,8 +12,16 @@ from tickets.api.tickets import TicketDetailApi, TicketListApi
 
 app_name = "api"
 
+
+class TokenLoginApi(ObtainAuthToken):
+    """Username and password for an API token; rate-limited per client against password guessing."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "login"
+
+
 urlpatterns = [
-    path("auth/token/", ObtainAuthToken.as_view(), name="token"),
+    path("auth/token/", TokenLoginApi.as_view(), name="token"),
     path("tickets/", TicketListApi.as_view(), name="ticket-list"),
     path("tickets/<int:ticket_id>/", TicketDetailApi.as_view(), name="ticket-detail"),
     path("tickets/<int:ticket_id>/reply/", TicketReplyApi.as_view(), name="ticket-reply"),
