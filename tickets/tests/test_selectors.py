@@ -230,11 +230,17 @@ def test_portal_list_query_count_does_not_grow(api_client, ivan, django_assert_m
 
 def test_fast_ticket_list_rows_equal_the_generic_serializer(alice, bob, billing, ivan, captured_events):
     plain = inbound.receive(inbound_message()).ticket
-    routed = inbound.receive(inbound_message(new_conversation=True)).ticket
-    lifecycle.update(
-        routed, actor=alice, team=billing, assignee=alice, tags=["vip", "refund"], status="solved"
-    )
-    follow_up = inbound.receive(inbound_message(in_reply_to=(), new_conversation=True)).ticket
+    routed = inbound.receive(
+        inbound_message(new_conversation=True, external_id="<routed@customer.test>")
+    ).ticket
+    lifecycle.update(routed, actor=alice, team=billing, assignee=alice, tags=["vip", "refund"])
+    replies.send_reply(routed, actor=alice, text="Looking into it", status="solved")
+    lifecycle.change_status(routed, status="closed", actor=alice)
+    follow_up = inbound.receive(inbound_message(in_reply_to=("<routed@customer.test>",))).ticket
+    assert follow_up.follow_up_of_id == routed.pk
 
-    for ticket in selectors.ticket_inbox(alice).filter(pk__in=[plain.pk, routed.pk, follow_up.pk]):
+    rows = selectors.ticket_inbox(alice).filter(pk__in=[plain.pk, routed.pk, follow_up.pk])
+    assert len(rows) == 3
+    for ticket in rows:
         assert TicketListRowSerializer(ticket).data == TicketRowSerializer(ticket).data
+    assert any(row.first_response_at and row.solved_at and row.assignee for row in rows)
