@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/helpdesk_bench"
 
@@ -140,6 +141,26 @@ def _text(value: str) -> str:
 INBOUND_ROWS = [(_text(text), _text(f"<p>{text}</p>")) for text in INBOUND_TEXTS]
 OUTBOUND_ROWS = [_text(text) for text in OUTBOUND_TEXTS]
 NOTE_ROWS = [_text(text) for text in NOTES]
+
+
+class PlannedTicket(NamedTuple):
+    """One ticket as planned before the COPY (times are epoch microseconds)."""
+
+    ticket_id: int
+    owner: int
+    channel: str
+    status: str
+    priority: str
+    team_index: int | None
+    assignee: int | None
+    tags: list[str]
+    created_at: int
+    updated: int
+    first_response: int | None
+    solved: int | None
+    closed: int | None
+    follow_up_of: int | None
+    times: list[int]
 
 
 @dataclass
@@ -540,8 +561,7 @@ class _Loader:
         used_updated: set[int] = set()
         last_ticket_of: dict[int, tuple[int, str, int]] = {}  # customer -> (ticket id, status, closed_at)
         statuses: dict[str, int] = {}
-        # One tuple per ticket; see _copy_tickets for the fields.
-        self.plan: list[tuple] = []
+        self.plan: list[PlannedTicket] = []
         for index in range(n):
             ticket_id = self.ticket_base + index + 1
             created_at = created[index]
@@ -600,7 +620,7 @@ class _Loader:
             if rng.random() < 0.03:
                 tags.append("angry")
             self.plan.append(
-                (
+                PlannedTicket(
                     ticket_id,
                     owner,
                     channel,
@@ -741,11 +761,11 @@ class _Loader:
             nonlocal count
             for ticket in self.plan:
                 ticket_id, owner, channel, assignee, times = (
-                    ticket[0],
-                    ticket[1],
-                    ticket[2],
-                    ticket[6],
-                    ticket[14],
+                    ticket.ticket_id,
+                    ticket.owner,
+                    ticket.channel,
+                    ticket.assignee,
+                    ticket.times,
                 )
                 customer_id = self.customer_base + owner + 1
                 note_at = rng.randrange(len(times)) if rng.random() < 0.08 else -1
@@ -812,10 +832,10 @@ class _Loader:
 
         def lines() -> Iterator[str]:
             for index, ticket in enumerate(self.plan, start=1):
-                ticket_id, channel, created_at = ticket[0], ticket[2], ticket[8]
+                ticket_id, channel, created_at = ticket.ticket_id, ticket.channel, ticket.created_at
                 changes = f'{{"status": [null, "new"], "channel": [null, "{channel}"]'
-                if ticket[13]:
-                    changes += f', "follow_up_of": [null, {ticket[13]}]'
+                if ticket.follow_up_of:
+                    changes += f', "follow_up_of": [null, {ticket.follow_up_of}]'
                 yield (
                     f"{self.event_base + index}\t{ticket_id}\tticket.created\t{changes}}}\t"
                     f"{_ts(created_at)}\t{_ts(created_at + rng.randrange(2000, 900_000))}\n"
