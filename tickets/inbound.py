@@ -174,14 +174,15 @@ def _store(
     if ticket_created:
         ticket = _open_ticket(inbound, customer_id, follow_up_of=ticket, now=now)
     html = sanitize_html(inbound.html)
-    storable = [item for item in inbound.attachments if not attachment_too_large(len(item.content))]
+    storable, rejected = [], []
+    for item in inbound.attachments:
+        if attachment_too_large(len(item.content)):
+            rejected.append({"filename": item.filename, "size": len(item.content), "reason": "too large"})
+        else:
+            storable.append(item)
     channel_data = dict(inbound.channel_data)
-    if len(storable) < len(inbound.attachments):
-        channel_data["rejected_attachments"] = [
-            {"filename": item.filename, "size": len(item.content), "reason": "too large"}
-            for item in inbound.attachments
-            if item not in storable
-        ]
+    if rejected:
+        channel_data["rejected_attachments"] = rejected
     message = insert_row(
         Message,
         ticket_id=ticket.pk,

@@ -8,6 +8,7 @@ import re
 
 import pytest
 from django.urls import reverse
+from rest_framework.test import APIClient
 
 from conftest import inbound_message
 from tickets import inbound, lifecycle, replies
@@ -348,3 +349,17 @@ def test_closed_tickets_stay_readable_in_the_portal(api_client, ivan, alice, iva
 
     assert response.status_code == 200
     assert response.json()["status"] == Status.CLOSED
+
+
+def test_a_customer_token_reads_its_own_ticket_and_nothing_else(ivan, ivans_ticket, tech_ticket):
+    login = APIClient().post(f"{api_prefix()}auth/token/", {"username": "ivan", "password": "pw"})
+    assert login.status_code == 200
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {login.json()['token']}")
+
+    assert client.get(f"{api_prefix()}portal/tickets/{ivans_ticket.pk}/").status_code == 200
+    assert client.get(f"{api_prefix()}portal/tickets/{tech_ticket.pk}/").status_code == 404
+    assert client.get(f"{api_prefix()}tickets/{ivans_ticket.pk}/").status_code == 403
+    assert client.get(f"{api_prefix()}tickets/").status_code == 403
+    listed = client.get(f"{api_prefix()}portal/tickets/").json()["results"]
+    assert [ticket["id"] for ticket in listed] == [ivans_ticket.pk]
