@@ -28,8 +28,10 @@ from tickets.content import (
 )
 from tickets.identities import normalize_address
 from tickets.models import (
+    Customer,
     Direction,
     EnvelopeStatus,
+    Identity,
     InboundEnvelope,
     Message,
     MessageKind,
@@ -38,7 +40,7 @@ from tickets.models import (
     Ticket,
     TicketEvent,
 )
-from tickets.rows import insert_row, insert_rows, update_row
+from tickets.rows import Inserted, NewId, Prepared, Writes, columns, load
 
 logger = logging.getLogger(__name__)
 
@@ -62,29 +64,16 @@ def receive(inbound: InboundMessage) -> Received:
     """Store one inbound message on the right ticket, idempotently, and publish its events on commit.
 
     The same (channel, external_id) twice gives back the first message and changes nothing.
-    This is the ingest hot path: plain SQL through tickets.rows, one statement per step.
+    This is the ingest hot path: one statement finds everything, one writes everything (tickets.rows).
     """
     address = normalize_address(inbound.channel, inbound.sender_address)
     external_id = fit_external_id(inbound.external_id)
     try:
-        with transaction.atomic():
-            # One sender's messages thread one at a time, so two first messages open one ticket.
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"{inbound.channel}:{address}"]
-                )
-            found = _look_up(inbound, address, external_id)
-            if found.duplicate_id is not None:
-                return _duplicate(found.duplicate_id)
-            received, new_events = _store(inbound, address, external_id, found)
-            events.publish_on_commit(new_events)
+        return _receive_once(inbound, address, external_id)
     except IntegrityError:
-        # Another sender's message with the same id was stored first: still the same message.
-        again = _look_up(inbound, address, external_id)
-        if again.duplicate_id is None:
-            raise
-        return _duplicate(again.duplicate_id)
-    return received
+        # Another process stored the same message, or an identity of this sender, between our lookup
+        # and our write (it did not take the sender's lock: an agent adding an identity). Look again.
+        return _receive_once(inbound, address, external_id)
 
 
 def fit_external_id(external_id: str) -> str:
@@ -94,26 +83,36 @@ def fit_external_id(external_id: str) -> str:
     return "sha256:" + hashlib.sha256(external_id.encode()).hexdigest()
 
 
+def _receive_once(inbound: InboundMessage, address: str, external_id: str) -> Received:
+    with transaction.atomic():
+        found = _look_up(inbound, address, external_id)
+        if found.duplicate_id is not None:
+            return _duplicate(found.duplicate_id)
+        received, new_events = _store(inbound, address, external_id, found)
+        events.publish_on_commit(new_events)
+    return received
+
+
 @dataclass(frozen=True, slots=True)
 class _Found:
     duplicate_id: int | None
     customer_id: int | None
-    ticket_id: int | None
+    ticket: Ticket | None  # locked until the transaction ends
 
 
-# One round trip: is it a duplicate, who sent it, and which ticket it continues. Ticket order:
-# an earlier message of this customer's that it references (email In-Reply-To/References), then the
-# channel's conversation key, then, only for a message with neither (and not flagged new), the
-# customer's latest ticket on the channel, preferring one that is not closed.
-_LOOK_UP_SQL = """
+# One round trip, two statements. The first takes the sender's lock, so one sender's messages thread
+# one at a time (two first messages open one ticket); the second, with a snapshot taken after the lock,
+# finds whether it is a duplicate, who sent it, and the ticket it continues, and locks that ticket.
+# Ticket order: an earlier message of this customer's that it references (email In-Reply-To/References),
+# then the channel's conversation key, then, only for a message with neither (and not flagged new), the
+# customer's latest ticket on the channel, preferring one that is not closed. A closed ticket's open
+# follow-up takes the message in its place (follow-ups are only opened for closed tickets).
+_SENDER_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0));"
+_LOOK_UP = Prepared(f"""
 WITH sender AS (
     SELECT customer_id FROM tickets_identity WHERE channel = %(channel)s AND address = %(address)s
-)
-SELECT
-    (SELECT id FROM tickets_message
-      WHERE channel = %(channel)s AND external_id = %(external_id)s AND direction = 'in'),
-    (SELECT customer_id FROM sender),
-    COALESCE(
+), thread AS (
+    SELECT COALESCE(
         (SELECT message.ticket_id FROM tickets_message message
            JOIN tickets_ticket ticket ON ticket.id = message.ticket_id
            JOIN sender ON sender.customer_id = ticket.customer_id
@@ -126,15 +125,30 @@ SELECT
         (SELECT ticket.id FROM tickets_ticket ticket JOIN sender USING (customer_id)
           WHERE %(join_latest)s AND ticket.channel = %(channel)s
           ORDER BY ticket.status = 'closed', ticket.updated_at DESC LIMIT 1)
-    )
-"""
+    ) AS ticket_id
+), target AS (
+    SELECT * FROM tickets_ticket
+     WHERE id = COALESCE(
+        (SELECT follow_up.id FROM tickets_ticket follow_up
+           JOIN thread ON follow_up.follow_up_of_id = thread.ticket_id
+          WHERE follow_up.status <> 'closed' ORDER BY follow_up.id DESC LIMIT 1),
+        (SELECT ticket_id FROM thread))
+    FOR UPDATE
+)
+SELECT
+    (SELECT id FROM tickets_message
+      WHERE channel = %(channel)s AND external_id = %(external_id)s AND direction = 'in'),
+    (SELECT customer_id FROM sender),
+    {columns(Ticket, "target")}
+FROM (SELECT) always LEFT JOIN target ON true
+""")  # noqa: S608 (column names from model metadata)
 
 
 def _look_up(inbound: InboundMessage, address: str, external_id: str) -> _Found:
     explicit = bool(inbound.in_reply_to or inbound.thread_key or inbound.new_conversation)
     with connection.cursor() as cursor:
-        cursor.execute(
-            _LOOK_UP_SQL,
+        _LOOK_UP.execute(
+            cursor,
             {
                 "channel": inbound.channel,
                 "address": address,
@@ -143,36 +157,58 @@ def _look_up(inbound: InboundMessage, address: str, external_id: str) -> _Found:
                 "thread_key": inbound.thread_key,
                 "join_latest": not explicit,
             },
+            before=_SENDER_LOCK_SQL,
+            before_params=(f"{inbound.channel}:{address}",),
         )
-        return _Found(*cursor.fetchone())
+        duplicate_id, customer_id, *ticket_row = cursor.fetchone()
+    ticket = None
+    if ticket_row[0] is not None:
+        ticket = load(Ticket, ticket_row)
+    return _Found(duplicate_id, customer_id, ticket)
+
+
+_DUPLICATE = Prepared(f"""
+SELECT {columns(Message, "message")}, {columns(Ticket, "ticket")}
+FROM tickets_message message JOIN tickets_ticket ticket ON ticket.id = message.ticket_id
+WHERE message.id = %s
+""")  # noqa: S608 (column names from model metadata)
 
 
 def _duplicate(message_id: int) -> Received:
-    message = Message.objects.select_related("ticket").get(pk=message_id)
-    return Received(message=message, ticket=message.ticket, duplicate=True)
+    with connection.cursor() as cursor:
+        _DUPLICATE.execute(cursor, [message_id])
+        row = cursor.fetchone()
+    message_width = len(Message._meta.concrete_fields)
+    message, ticket = load(Message, row[:message_width]), load(Ticket, row[message_width:])
+    message.ticket = ticket
+    return Received(message=message, ticket=ticket, duplicate=True)
 
 
 def _store(
     inbound: InboundMessage, address: str, external_id: str, found: _Found
 ) -> tuple[Received, list[TicketEvent]]:
-    """Runs inside receive()'s transaction, under the sender's lock; locks the ticket it threads into."""
+    """Runs inside receive()'s transaction, under the sender's lock and the lock of the ticket found.
+
+    Every row goes in with one statement; attachments follow (each has its file to store).
+    """
     now = timezone.now()
-    customer_id = found.customer_id or _first_contact(inbound, address, now=now)
-    ticket = _locked_ticket(found.ticket_id) if found.ticket_id else None
-    if ticket is not None and ticket.status == Status.CLOSED:
-        # A closed ticket's open follow-up takes the message rather than yet another follow-up.
-        follow_up = (
-            Ticket.objects.filter(follow_up_of=ticket)
-            .exclude(status=Status.CLOSED)
-            .order_by("-id")
-            .values_list("id", flat=True)
-            .first()
-        )
-        if follow_up is not None:
-            ticket = _locked_ticket(follow_up)
+    writes = Writes()
+    if found.customer_id is not None:
+        customer_id: int | NewId = found.customer_id
+    else:
+        customer_id = _first_contact(writes, inbound, address, now=now)
+    ticket = found.ticket
     ticket_created = ticket is None or ticket.status == Status.CLOSED
     if ticket_created:
-        ticket = _open_ticket(inbound, customer_id, follow_up_of=ticket, now=now)
+        new_ticket = _open_ticket(writes, inbound, customer_id, follow_up_of=ticket, now=now)
+        ticket_id: int | NewId = new_ticket.id
+        changes: dict[str, Any] = {"status": [None, Status.NEW], "channel": [None, inbound.channel]}
+        if ticket is not None:
+            changes["follow_up_of"] = [None, ticket.pk]
+        happened = [(events.TICKET_CREATED, changes)]
+    else:
+        ticket_id = ticket.pk
+        happened = _apply_customer_message(writes, ticket, now=now)
     html = sanitize_html(inbound.html)
     storable, rejected = [], []
     for item in inbound.attachments:
@@ -183,137 +219,131 @@ def _store(
     channel_data = dict(inbound.channel_data)
     if rejected:
         channel_data["rejected_attachments"] = rejected
-    message = insert_row(
+    message = writes.insert(
         Message,
-        ticket_id=ticket.pk,
-        direction=Direction.IN,
-        kind=inbound.kind,
-        channel=inbound.channel,
-        customer_id=customer_id,
-        body_text=inbound.text or text_from_html(html),
-        body_html=html,
-        external_id=external_id,
-        channel_data=channel_data,
-        delivery_status="",
-        delivery_error="",
-        created_at=now,
-        sent_at=inbound.sent_at,
+        [
+            {
+                "ticket_id": ticket_id,
+                "direction": Direction.IN,
+                "kind": inbound.kind,
+                "channel": inbound.channel,
+                "customer_id": customer_id,
+                "body_text": inbound.text or text_from_html(html),
+                "body_html": html,
+                "external_id": external_id,
+                "channel_data": channel_data,
+                "delivery_status": "",
+                "delivery_error": "",
+                "created_at": now,
+                "sent_at": inbound.sent_at,
+            }
+        ],
     )
+    happened.append((events.MESSAGE_RECEIVED, {}))
+    new_events = writes.insert(
+        TicketEvent,
+        [
+            {
+                "ticket_id": ticket_id,
+                "name": name,
+                "message_id": message.id if name == events.MESSAGE_RECEIVED else None,
+                "changes": changes,
+                "created_at": now,
+            }
+            for name, changes in happened
+        ],
+    )
+    writes.execute()
+    if ticket_created:
+        ticket = new_ticket.instance
     for item in storable:
         store_attachment(
-            message,
+            message.instance,
             filename=item.filename,
             content_type=item.content_type,
             content=item.content,
             content_id=item.content_id,
         )
-    if ticket_created:
-        changes: dict[str, Any] = {"status": [None, ticket.status], "channel": [None, ticket.channel]}
-        if ticket.follow_up_of_id:
-            changes["follow_up_of"] = [None, ticket.follow_up_of_id]
-        happened = [(events.TICKET_CREATED, None, changes)]
-    else:
-        happened = _apply_customer_message(ticket, now=now)
-    happened.append((events.MESSAGE_RECEIVED, message.pk, {}))
-    new_events = insert_rows(
-        TicketEvent,
+    received = Received(message=message.instance, ticket=ticket, ticket_created=ticket_created)
+    return received, new_events.instances
+
+
+def _first_contact(writes: Writes, inbound: InboundMessage, address: str, *, now: datetime) -> NewId:
+    """The new customer and their identity. Should another process add this identity first, the
+    statement fails on the unique (channel, address) and receive() looks again."""
+    customer = writes.insert(
+        Customer,
         [
-            {
-                "ticket_id": ticket.pk,
-                "name": name,
-                "message_id": message_id,
-                "changes": changes,
-                "created_at": now,
-            }
-            for name, message_id, changes in happened
-        ],
-    )
-    return Received(message=message, ticket=ticket, ticket_created=ticket_created), new_events
-
-
-# First contact in one statement, without a savepoint: the customer and their identity. If another
-# process created the identity a moment earlier, ON CONFLICT leaves ours out and the orphan customer
-# row is deleted again.
-_FIRST_CONTACT_SQL = """
-WITH customer AS (
-    INSERT INTO tickets_customer (name, locale, timezone, notes, created_at)
-    VALUES (%(name)s, %(locale)s, '', '', %(now)s)
-    RETURNING id
-), identity AS (
-    INSERT INTO tickets_identity (customer_id, channel, address, display_name, created_at)
-    SELECT id, %(channel)s, %(address)s, %(name)s, %(now)s FROM customer
-    ON CONFLICT (channel, address) DO NOTHING
-    RETURNING customer_id
-)
-SELECT customer.id, identity.customer_id FROM customer LEFT JOIN identity ON true
-"""
-
-
-def _first_contact(inbound: InboundMessage, address: str, *, now: datetime) -> int:
-    """Create the customer and their identity; on a concurrent first contact, the one that won."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _FIRST_CONTACT_SQL,
             {
                 "name": inbound.sender_name[:200],
                 "locale": inbound.sender_locale[:8],
+                "timezone": "",
+                "notes": "",
+                "created_at": now,
+            }
+        ],
+    )
+    writes.insert(
+        Identity,
+        [
+            {
+                "customer_id": customer.id,
                 "channel": inbound.channel,
                 "address": address,
-                "now": now,
-            },
-        )
-        created, identified = cursor.fetchone()
-        if identified is not None:
-            return identified
-        cursor.execute("DELETE FROM tickets_customer WHERE id = %s", [created])
-        cursor.execute(
-            "SELECT customer_id FROM tickets_identity WHERE channel = %s AND address = %s",
-            [inbound.channel, address],
-        )
-        return cursor.fetchone()[0]
-
-
-def _locked_ticket(ticket_id: int) -> Ticket:
-    return next(
-        iter(Ticket.objects.raw("SELECT * FROM tickets_ticket WHERE id = %s FOR UPDATE", [ticket_id]))
+                "display_name": inbound.sender_name[:200],
+                "created_at": now,
+            }
+        ],
     )
+    return customer.id
 
 
 def _open_ticket(
-    inbound: InboundMessage, customer_id: int, *, follow_up_of: Ticket | None, now: datetime
-) -> Ticket:
+    writes: Writes,
+    inbound: InboundMessage,
+    customer_id: int | NewId,
+    *,
+    follow_up_of: Ticket | None,
+    now: datetime,
+) -> Inserted[Ticket]:
     subject = inbound.subject or subject_from_text(inbound.text or text_from_html(inbound.html))
     if not subject and inbound.kind == MessageKind.CALL:
         subject = f"Call from {inbound.sender_address}"
-    return insert_row(
+    return writes.insert(
         Ticket,
+        [
+            {
+                "subject": subject[:255],
+                "status": Status.NEW,
+                "priority": Priority.NORMAL,
+                "channel": inbound.channel,
+                "customer_id": customer_id,
+                "tags": [],
+                "custom_fields": {},
+                "thread_key": inbound.thread_key[:255],
+                "follow_up_of_id": follow_up_of.pk if follow_up_of else None,
+                "team_id": follow_up_of.team_id if follow_up_of else None,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
         returning=("number",),
-        subject=subject[:255],
-        status=Status.NEW,
-        priority=Priority.NORMAL,
-        channel=inbound.channel,
-        customer_id=customer_id,
-        tags=[],
-        custom_fields={},
-        thread_key=inbound.thread_key[:255],
-        follow_up_of_id=follow_up_of.pk if follow_up_of else None,
-        team_id=follow_up_of.team_id if follow_up_of else None,
-        created_at=now,
-        updated_at=now,
     )
 
 
-def _apply_customer_message(ticket: Ticket, *, now: datetime) -> list[tuple[str, int | None, dict[str, Any]]]:
+def _apply_customer_message(
+    writes: Writes, ticket: Ticket, *, now: datetime
+) -> list[tuple[str, dict[str, Any]]]:
     """Expects `ticket` locked. Bumps updated_at and reopens a ticket that waited on the customer."""
     new_status = _STATUS_AFTER_CUSTOMER_MESSAGE.get(ticket.status)
     if new_status is None:
-        update_row(ticket, updated_at=now)
+        writes.update(ticket, updated_at=now)
         return []
     changes: dict[str, Any] = {"status": [ticket.status, new_status]}
     if ticket.status == Status.SOLVED:
         changes["solved_at"] = [ticket.solved_at.isoformat() if ticket.solved_at else None, None]
-    update_row(ticket, updated_at=now, status=new_status, solved_at=None)
-    return [(events.TICKET_UPDATED, None, changes)]
+    writes.update(ticket, updated_at=now, status=new_status, solved_at=None)
+    return [(events.TICKET_UPDATED, changes)]
 
 
 def store_envelope(

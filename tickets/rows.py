@@ -1,73 +1,143 @@
-"""Single-statement inserts and updates for the hot paths (inbound messages, event publishing).
+"""Plain-SQL writes for the hot paths (inbound messages, event publishing).
 
 Building a query through the ORM costs about 0.7 ms of Python per statement on the 2-core machines
-this runs on (bench/RESULTS.md); receive() issues about eight, which alone caps ingest near 150
-messages/s. These helpers build the same SQL once per shape, cache it, and let Django's fields
-prepare the values (JSON, arrays, aware datetimes). Every column without a database default must be
-given (checked once per statement shape), so a row is what the ORM would have written.
+this runs on, and every statement is a round trip with its own parse, plan and executor start
+(bench/RESULTS.md). `Writes` sends the rows one inbound message needs (customer, identity, ticket,
+message, events) as one statement: a chain of data-modifying CTEs in which a later row can take an
+earlier row's new id. The SQL is built once per shape and cached; Django's fields prepare the values
+(JSON, arrays, aware datetimes). Every column without a database default must be given (checked once
+per shape), so a row is what the ORM would have written.
+
+Both the chains and receive()'s lookup run as prepared statements (`Prepared`): PostgreSQL parses and
+plans them once per connection instead of on every message, which was half of their cost. They assume
+a direct connection or session pooling (a transaction-pooling proxy does not keep prepared statements).
 """
+
+# Only identifiers from model metadata (quoted) go into the SQL text; every value is a parameter.
+# ruff: noqa: S608
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any, TypeVar
+import hashlib
+import re
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache, partial
+from typing import Any, Generic, TypeVar
 
 from django.db import connection, models
+from django.db.backends.utils import CursorWrapper
 
 M = TypeVar("M", bound=models.Model)
 
 
-@cache
-def _insert_sql(model: type[models.Model], columns: tuple[str, ...], rows: int) -> tuple[str, tuple]:
-    meta = model._meta
-    fields = tuple(meta.get_field(name) for name in columns)
-    # The database fills only NULL and db_default columns: every other one must be given, or the row
-    # would differ from what the ORM writes (Python defaults are not in the schema).
-    missing = [
-        field.name
-        for field in meta.concrete_fields
-        if field not in fields and not field.primary_key and not field.null and not field.has_db_default()
-    ]
-    if missing:
-        raise ValueError(f"insert_rows({model.__name__}) needs values for {missing}")
-    placeholders = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    # Only identifiers from model metadata (quoted) go into the text; every value is a parameter.
-    sql = "INSERT INTO {} ({}) VALUES {} RETURNING {}".format(  # noqa: S608
-        connection.ops.quote_name(meta.db_table),
-        ", ".join(connection.ops.quote_name(field.column) for field in fields),
-        ", ".join([placeholders] * rows),
-        connection.ops.quote_name(meta.pk.column),
-    )
-    return sql, fields
+@dataclass(frozen=True, slots=True)
+class NewId:
+    """Stands for the id an earlier insert of the same `Writes` gives its (single) row."""
+
+    step: int
+
+
+@dataclass(eq=False)
+class Inserted(Generic[M]):
+    """The rows of one insert; `instances` are filled in by `Writes.execute()`."""
+
+    model: type[M]
+    rows: list[dict[str, Any]]
+    returning: tuple[str, ...]
+    step: int
+    instances: list[M] = field(default_factory=list)
+
+    @property
+    def id(self) -> NewId:
+        if len(self.rows) != 1:
+            raise ValueError("only a single-row insert's id can be referenced")
+        return NewId(self.step)
+
+    @property
+    def instance(self) -> M:
+        (instance,) = self.instances
+        return instance
+
+
+@dataclass(eq=False)
+class _Update:
+    instance: models.Model
+    values: dict[str, Any]
+
+
+class Writes:
+    """INSERTs and UPDATEs sent as one statement, in order; values may be a `NewId` of an earlier insert.
+
+    writes = Writes()
+    customer = writes.insert(Customer, [{"name": "Ivan", ...}])
+    writes.insert(Identity, [{"customer_id": customer.id, ...}])
+    writes.execute()
+    customer.instance.pk
+    """
+
+    def __init__(self) -> None:
+        self._steps: list[Inserted | _Update] = []
+
+    def insert(
+        self, model: type[M], rows: list[dict[str, Any]], *, returning: tuple[str, ...] = ()
+    ) -> Inserted[M]:
+        """Rows all with the same keys. `returning` names database-filled columns to read back."""
+        if not rows:
+            raise ValueError("nothing to insert")
+        inserted = Inserted(model, rows, returning, step=len(self._steps))
+        self._steps.append(inserted)
+        return inserted
+
+    def update(self, instance: models.Model, **values: Any) -> None:
+        """UPDATE these columns of the instance's row by primary key (set on the instance too)."""
+        self._steps.append(_Update(instance, values))
+
+    def execute(self) -> None:
+        sql = _chain_sql(tuple(_shape(step) for step in self._steps))
+        params: list[Any] = []
+        for step in self._steps:
+            if isinstance(step, _Update):
+                meta = step.instance._meta
+                params.extend(_prepared(meta.get_field(name), value) for name, value in step.values.items())
+                params.append(step.instance.pk)
+                continue
+            fields = [(name, step.model._meta.get_field(name)) for name in step.rows[0]]
+            params.extend(
+                _prepared(model_field, row[name])
+                for row in step.rows
+                for name, model_field in fields
+                if not isinstance(row[name], NewId)
+            )
+        with connection.cursor() as cursor:
+            sql.execute(cursor, params)
+            returned = iter(cursor.fetchone())
+        new_ids: dict[int, int] = {}
+        for step in self._steps:
+            if isinstance(step, _Update):
+                for name, value in step.values.items():
+                    setattr(step.instance, name, value)
+                continue
+            pks = next(returned)
+            extra = {name: next(returned) for name in step.returning}
+            new_ids[step.step] = pks[0]
+            for number, (row, pk) in enumerate(zip(step.rows, pks, strict=True)):
+                values = {name: new_ids[v.step] if isinstance(v, NewId) else v for name, v in row.items()}
+                values.update((name, extra[name][number]) for name in step.returning)
+                instance = step.model(**values)
+                instance.pk = pk
+                instance._state.adding = False
+                instance._state.db = connection.alias
+                step.instances.append(instance)
 
 
 def insert_rows(model: type[M], rows: list[dict[str, Any]], *, returning: tuple[str, ...] = ()) -> list[M]:
-    """INSERT the rows (all with the same keys) in one statement; return saved instances with their pk.
-
-    `returning` names columns filled by the database (e.g. a sequence default) to read back too.
-    """
-    if not rows:
-        return []
-    columns = tuple(rows[0])
-    sql, fields = _insert_sql(model, columns, len(rows))
-    if returning:
-        sql += ", " + ", ".join(connection.ops.quote_name(model._meta.get_field(f).column) for f in returning)
-    params = [
-        field.get_db_prep_save(row[name], connection)
-        for row in rows
-        for name, field in zip(columns, fields, strict=True)
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        returned = cursor.fetchall()
-    instances = []
-    for row, (pk, *extra) in zip(rows, returned, strict=True):
-        instance = model(**row, **dict(zip(returning, extra, strict=True)))
-        instance.pk = pk
-        instance._state.adding = False
-        instance._state.db = connection.alias
-        instances.append(instance)
-    return instances
+    """INSERT the rows (all with the same keys) in one statement; return saved instances with their pk."""
+    writes = Writes()
+    inserted = writes.insert(model, rows, returning=returning)
+    writes.execute()
+    return inserted.instances
 
 
 def insert_row(model: type[M], *, returning: tuple[str, ...] = (), **values: Any) -> M:
@@ -76,18 +146,144 @@ def insert_row(model: type[M], *, returning: tuple[str, ...] = (), **values: Any
 
 def update_row(instance: models.Model, **values: Any) -> None:
     """UPDATE these columns of one row by primary key, and set them on the instance."""
-    meta = instance._meta
-    fields = [meta.get_field(name) for name in values]
-    sql = "UPDATE {} SET {} WHERE {} = %s".format(  # noqa: S608 (identifiers from model metadata)
-        connection.ops.quote_name(meta.db_table),
-        ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields),
-        connection.ops.quote_name(meta.pk.column),
+    writes = Writes()
+    writes.update(instance, **values)
+    writes.execute()
+
+
+def columns(model: type[models.Model], alias: str) -> str:
+    """The model's columns in `load()` order, for a SELECT list: alias."col", ..."""
+    quote = connection.ops.quote_name
+    return ", ".join(f"{alias}.{quote(f.column)}" for f in model._meta.concrete_fields)
+
+
+def load(model: type[M], values: tuple[Any, ...] | list[Any]) -> M:
+    """An instance from the raw values of `columns(model, ...)`, converted as the ORM converts them."""
+    values = list(values)
+    for index, convert in _converters(model):
+        values[index] = convert(values[index])
+    return model.from_db(connection.alias, None, values)
+
+
+@cache
+def _converters(model: type[models.Model]) -> list[tuple[int, Callable[[Any], Any]]]:
+    found = []
+    for index, model_field in enumerate(model._meta.concrete_fields):
+        column = model_field.get_col(model._meta.db_table)
+        for convert in connection.ops.get_db_converters(column) + column.get_db_converters(connection):
+            found.append((index, partial(_convert, convert, column)))
+    return found
+
+
+def _convert(convert: Callable, column: Any, value: Any) -> Any:
+    return convert(value, column, connection)
+
+
+def _prepared(model_field: models.Field, value: Any) -> Any:
+    return model_field.get_db_prep_save(value, connection)
+
+
+def _shape(step: Inserted | _Update) -> tuple:
+    """What the SQL text depends on: the model, the columns, and which values are earlier rows' ids."""
+    if isinstance(step, _Update):
+        return ("update", type(step.instance), tuple(step.values), ())
+    names = tuple(step.rows[0])
+    sources = tuple(
+        tuple(row[name].step if isinstance(row[name], NewId) else None for name in names) for row in step.rows
     )
-    params = [
-        field.get_db_prep_save(value, connection)
-        for field, value in zip(fields, values.values(), strict=True)
+    return ("insert", step.model, names, sources, step.returning)
+
+
+@cache
+def _chain_sql(shape: tuple) -> Prepared:
+    """One statement for a chain of writes: step N is the CTE wN; the SELECT returns each insert's
+    ids (then its `returning` columns) as arrays in insertion order.
+    """
+    quote = connection.ops.quote_name
+    ctes, results = [], []
+    for number, (kind, model, names, *rest) in enumerate(shape):
+        meta = model._meta
+        table = quote(meta.db_table)
+        pk = quote(meta.pk.column)
+        columns = [quote(meta.get_field(name).column) for name in names]
+        if kind == "update":
+            assignments = ", ".join(f"{column} = %s" for column in columns)
+            ctes.append(f"w{number} AS (UPDATE {table} SET {assignments} WHERE {pk} = %s)")
+            continue
+        sources, returning = rest
+        _check_complete(model, names)
+        rows = ", ".join("(" + ", ".join(_value(shape, source) for source in row) + ")" for row in sources)
+        returned = [pk, *(quote(meta.get_field(name).column) for name in returning)]
+        ctes.append(
+            f"w{number} AS (INSERT INTO {table} ({', '.join(columns)}) VALUES {rows} "
+            f"RETURNING {', '.join(returned)})"
+        )
+        results.extend(f"ARRAY(SELECT {column} FROM w{number} ORDER BY {pk})" for column in returned)
+    return Prepared("WITH " + ",\n".join(ctes) + "\nSELECT " + (", ".join(results) or "NULL"))
+
+
+def _value(shape: tuple, source: int | None) -> str:
+    """A parameter, or the new id of step `source`'s row."""
+    if source is None:
+        return "%s"
+    pk = connection.ops.quote_name(shape[source][1]._meta.pk.column)
+    return f"(SELECT {pk} FROM w{source})"
+
+
+def _check_complete(model: type[models.Model], names: tuple[str, ...]) -> None:
+    # The database fills only NULL and db_default columns: every other one must be given, or the row
+    # would differ from what the ORM writes (Python defaults are not in the schema).
+    given = {model._meta.get_field(name) for name in names}
+    missing = [
+        f.name
+        for f in model._meta.concrete_fields
+        if f not in given and not f.primary_key and not f.null and not f.has_db_default()
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, instance.pk])
-    for name, value in values.items():
-        setattr(instance, name, value)
+    if missing:
+        raise ValueError(f"insert_rows({model.__name__}) needs values for {missing}")
+
+
+# Connections (psycopg2's, so a reconnect starts afresh) and the statements prepared on each.
+_prepared_on: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
+class Prepared:
+    """A statement that each connection prepares on first use and then only EXECUTEs.
+
+    `sql` takes its parameters as %s (a list) or %(name)s (a dict; a name may appear several times).
+    """
+
+    def __init__(self, sql: str) -> None:
+        self.names: list[str] = []
+        counter = iter(range(1, 10_000))
+
+        def number(match: re.Match) -> str:
+            if match[1] is None:
+                return f"${next(counter)}"
+            if match[1] not in self.names:
+                self.names.append(match[1])
+            return f"${self.names.index(match[1]) + 1}"
+
+        text = re.sub(r"%(?:\((\w+)\))?s", number, sql)
+        self.name = "helpdesk_" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:24]
+        self._prepare = f"PREPARE {self.name} AS {text}"
+        count = len(self.names) or len(re.findall(r"%s", sql))
+        self._execute = f"EXECUTE {self.name}" + (f" ({', '.join(['%s'] * count)})" if count else "")
+
+    def execute(
+        self,
+        cursor: CursorWrapper,
+        params: list[Any] | dict[str, Any],
+        *,
+        before: str = "",
+        before_params: tuple[Any, ...] = (),
+    ) -> None:
+        """Run it with these parameters. `before` is a statement (%s parameters) sent ahead in the same
+        round trip, with its own snapshot: e.g. a lock that this statement must read after."""
+        raw_connection = cursor.cursor.connection
+        prepared = _prepared_on.setdefault(raw_connection, set())
+        if self.name not in prepared:
+            cursor.execute(self._prepare)
+            prepared.add(self.name)
+        values = [params[name] for name in self.names] if isinstance(params, dict) else params
+        cursor.execute(before + self._execute, [*before_params, *values])

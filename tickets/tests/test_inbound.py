@@ -285,20 +285,26 @@ def test_replay_command_exits_nonzero_when_envelopes_still_fail():
 
 
 def test_first_contact_racing_another_process_joins_the_customer_it_created(monkeypatch, ivan):
-    # The lookup ran just before another process committed ivan's identity: our insert conflicts.
+    # Our first lookup ran just before an agent committed ivan's identity: our insert conflicts, the
+    # transaction rolls back, and the second lookup finds ivan.
     real_look_up = inbound._look_up
+    lookups = []
 
-    def look_up_before_the_other_commit(*args):
-        return dataclasses.replace(real_look_up(*args), customer_id=None)
+    def first_look_up_before_the_other_commit(*args):
+        found = real_look_up(*args)
+        lookups.append(found)
+        return dataclasses.replace(found, customer_id=None) if len(lookups) == 1 else found
 
-    monkeypatch.setattr(inbound, "_look_up", look_up_before_the_other_commit)
+    monkeypatch.setattr(inbound, "_look_up", first_look_up_before_the_other_commit)
     customers_before = Customer.objects.count()
 
     received = inbound.receive(inbound_message(sender_address="ivan@customer.test"))
 
+    assert len(lookups) == 2
     assert received.ticket.customer_id == ivan.pk
     assert received.message.customer_id == ivan.pk
     assert Customer.objects.count() == customers_before
+    assert Message.objects.filter(customer=ivan).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,10 +1,12 @@
-"""tickets.rows: single-statement inserts write what the ORM would, and refuse incomplete rows."""
+"""tickets.rows: chained writes store what the ORM would; prepared statements; loading raw rows."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tickets.models import Customer, Ticket
-from tickets.rows import insert_row, insert_rows, update_row
+from tickets.models import Customer, Identity, Team, Ticket, TicketEvent
+from tickets.rows import Prepared, Writes, columns, insert_row, insert_rows, load, update_row
 
 pytestmark = pytest.mark.django_db
 
@@ -41,3 +43,102 @@ def test_inserted_rows_read_back_through_the_orm_unchanged(ivan):
 def test_a_row_missing_a_required_column_is_refused_before_reaching_the_database():
     with pytest.raises(ValueError, match="notes"):
         insert_rows(Customer, [{"name": "Half", "locale": "", "timezone": "", "created_at": timezone.now()}])
+
+
+def test_a_chain_of_writes_links_new_rows_by_id_in_one_statement(django_assert_num_queries):
+    now = timezone.now()
+    writes = Writes()
+    customer = writes.insert(
+        Customer, [{"name": "Пётр", "locale": "ru", "timezone": "", "notes": "", "created_at": now}]
+    )
+    writes.insert(
+        Identity,
+        [
+            {
+                "customer_id": customer.id,
+                "channel": "telegram",
+                "address": "777",
+                "display_name": "Пётр",
+                "created_at": now,
+            }
+        ],
+    )
+    ticket = writes.insert(
+        Ticket,
+        [
+            {
+                "subject": "Заказ",
+                "status": "new",
+                "priority": "normal",
+                "channel": "telegram",
+                "customer_id": customer.id,
+                "tags": [],
+                "custom_fields": {},
+                "thread_key": "777",
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
+        returning=("number",),
+    )
+    events = writes.insert(
+        TicketEvent,
+        [
+            {"ticket_id": ticket.id, "name": name, "message_id": None, "changes": {}, "created_at": now}
+            for name in ("ticket.created", "ticket.updated")
+        ],
+    )
+
+    with django_assert_num_queries(2):  # preparing the statement on this connection, then running it
+        writes.execute()
+
+    stored = Ticket.objects.select_related("customer").get(pk=ticket.instance.pk)
+    assert stored.number == ticket.instance.number
+    assert stored.customer.identities.get().address == "777"
+    assert stored.customer.pk == customer.instance.pk == ticket.instance.customer_id
+    assert [event.pk for event in events.instances] == list(
+        stored.events.order_by("id").values_list("id", flat=True)
+    )
+    assert [event.name for event in events.instances] == ["ticket.created", "ticket.updated"]
+
+
+def test_only_a_single_row_insert_can_be_referenced():
+    writes = Writes()
+    two = writes.insert(Team, [{"name": "A", "created_at": timezone.now()}] * 2)
+    with pytest.raises(ValueError, match="single-row"):
+        _ = two.id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_statement_is_prepared_once_per_connection_and_again_after_a_reconnect():
+    team = Team.objects.create(name="Billing")
+    # A name used twice is one parameter.
+    statement = Prepared(
+        "SELECT name FROM tickets_team WHERE id = %(id)s OR (name = %(name)s AND id = %(id)s)"
+    )
+
+    def run() -> tuple[str, list[str]]:
+        with CaptureQueriesContext(connection) as queries, connection.cursor() as cursor:
+            statement.execute(cursor, {"id": team.pk, "name": "Billing"})
+            name = cursor.fetchone()[0]
+        return name, [query["sql"].split()[0] for query in queries.captured_queries]
+
+    assert run() == ("Billing", ["PREPARE", "EXECUTE"])
+    assert run() == ("Billing", ["EXECUTE"])
+    connection.close()
+    assert run() == ("Billing", ["PREPARE", "EXECUTE"])
+
+
+def test_loaded_rows_equal_what_the_orm_loads(ivan):
+    ticket = Ticket.objects.create(
+        subject="Счёт", channel="email", customer=ivan, tags=["vip"], custom_fields={"order": 7}
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns(Ticket, 't')} FROM tickets_ticket t WHERE t.id = %s", [ticket.pk])  # noqa: S608
+        loaded = load(Ticket, cursor.fetchone())
+
+    from_orm = Ticket.objects.get(pk=ticket.pk)
+    assert [getattr(loaded, f.attname) for f in Ticket._meta.concrete_fields] == [
+        getattr(from_orm, f.attname) for f in Ticket._meta.concrete_fields
+    ]
+    assert loaded.custom_fields == {"order": 7} and not loaded._state.adding
