@@ -1,4 +1,4 @@
-"""Plain-SQL writes for the hot paths (inbound messages, event publishing).
+"""Plain SQL for the ingest hot path: `tickets.inbound.receive()` finds and writes through here.
 
 Building a query through the ORM costs about 0.7 ms of Python per statement on the 2-core machines
 this runs on, and every statement is a round trip with its own parse, plan and executor start
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import cache, partial
 from typing import Any, Generic, TypeVar
 
-from django.db import connection, models
+from django.db import DatabaseError, connection, models
 from django.db.backends.utils import CursorWrapper
 
 M = TypeVar("M", bound=models.Model)
@@ -132,25 +132,6 @@ class Writes:
                 step.instances.append(instance)
 
 
-def insert_rows(model: type[M], rows: list[dict[str, Any]], *, returning: tuple[str, ...] = ()) -> list[M]:
-    """INSERT the rows (all with the same keys) in one statement; return saved instances with their pk."""
-    writes = Writes()
-    inserted = writes.insert(model, rows, returning=returning)
-    writes.execute()
-    return inserted.instances
-
-
-def insert_row(model: type[M], *, returning: tuple[str, ...] = (), **values: Any) -> M:
-    return insert_rows(model, [values], returning=returning)[0]
-
-
-def update_row(instance: models.Model, **values: Any) -> None:
-    """UPDATE these columns of one row by primary key, and set them on the instance."""
-    writes = Writes()
-    writes.update(instance, **values)
-    writes.execute()
-
-
 def columns(model: type[models.Model], alias: str) -> str:
     """The model's columns in `load()` order, for a SELECT list: alias."col", ..."""
     quote = connection.ops.quote_name
@@ -240,8 +221,10 @@ def _check_complete(model: type[models.Model], names: tuple[str, ...]) -> None:
         if f not in given and not f.primary_key and not f.null and not f.has_db_default()
     ]
     if missing:
-        raise ValueError(f"insert_rows({model.__name__}) needs values for {missing}")
+        raise ValueError(f"Writes.insert({model.__name__}) needs values for {missing}")
 
+
+_NO_SUCH_PREPARED_STATEMENT = "26000"
 
 # Connections (psycopg2's, so a reconnect starts afresh) and the statements prepared on each.
 _prepared_on: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
@@ -250,7 +233,8 @@ _prepared_on: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictiona
 class Prepared:
     """A statement that each connection prepares on first use and then only EXECUTEs.
 
-    `sql` takes its parameters as %s (a list) or %(name)s (a dict; a name may appear several times).
+    `sql` takes its parameters either all as %s (a list) or all as %(name)s (a dict; a name may
+    appear several times), and holds no other `%`.
     """
 
     def __init__(self, sql: str) -> None:
@@ -286,4 +270,11 @@ class Prepared:
             cursor.execute(self._prepare)
             prepared.add(self.name)
         values = [params[name] for name in self.names] if isinstance(params, dict) else params
-        cursor.execute(before + self._execute, [*before_params, *values])
+        try:
+            cursor.execute(before + self._execute, [*before_params, *values])
+        except DatabaseError as error:
+            if getattr(error.__cause__, "pgcode", None) == _NO_SUCH_PREPARED_STATEMENT:
+                # Something dropped the session's statements (DISCARD ALL from a pooler): this
+                # transaction fails, the next one prepares them again.
+                prepared.clear()
+            raise

@@ -1,32 +1,39 @@
 """tickets.rows: chained writes store what the ORM would; prepared statements; loading raw rows."""
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from tickets.models import Customer, Identity, Team, Ticket, TicketEvent
-from tickets.rows import Prepared, Writes, columns, insert_row, insert_rows, load, update_row
+from tickets.rows import Prepared, Writes, columns, load
 
 pytestmark = pytest.mark.django_db
 
 
-def test_inserted_rows_read_back_through_the_orm_unchanged(ivan):
+def test_written_rows_read_back_through_the_orm_unchanged(ivan):
     now = timezone.now()
-    ticket = insert_row(
+    writes = Writes()
+    inserted = writes.insert(
         Ticket,
+        [
+            {
+                "subject": "Счёт",
+                "status": "new",
+                "priority": "normal",
+                "channel": "email",
+                "customer_id": ivan.pk,
+                "tags": ["vip", "billing"],
+                "custom_fields": {"order": 42, "note": "ёж"},
+                "thread_key": "",
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
         returning=("number",),
-        subject="Счёт",
-        status="new",
-        priority="normal",
-        channel="email",
-        customer_id=ivan.pk,
-        tags=["vip", "billing"],
-        custom_fields={"order": 42, "note": "ёж"},
-        thread_key="",
-        created_at=now,
-        updated_at=now,
     )
+    writes.execute()
+    ticket = inserted.instance
 
     stored = Ticket.objects.get(pk=ticket.pk)
     assert stored.number == ticket.number >= 1000
@@ -36,13 +43,17 @@ def test_inserted_rows_read_back_through_the_orm_unchanged(ivan):
         now,
     )
 
-    update_row(stored, status="open", solved_at=None)
+    writes = Writes()
+    writes.update(stored, status="open", solved_at=None)
+    writes.execute()
     assert Ticket.objects.get(pk=ticket.pk).status == "open" == stored.status
 
 
 def test_a_row_missing_a_required_column_is_refused_before_reaching_the_database():
+    writes = Writes()
+    writes.insert(Customer, [{"name": "Half", "locale": "", "timezone": "", "created_at": timezone.now()}])
     with pytest.raises(ValueError, match="notes"):
-        insert_rows(Customer, [{"name": "Half", "locale": "", "timezone": "", "created_at": timezone.now()}])
+        writes.execute()
 
 
 def test_a_chain_of_writes_links_new_rows_by_id_in_one_statement(django_assert_num_queries):
@@ -142,3 +153,18 @@ def test_loaded_rows_equal_what_the_orm_loads(ivan):
         getattr(from_orm, f.attname) for f in Ticket._meta.concrete_fields
     ]
     assert loaded.custom_fields == {"order": 7} and not loaded._state.adding
+
+
+@pytest.mark.django_db(transaction=True)
+def test_statements_dropped_behind_our_back_are_prepared_again_in_the_next_transaction():
+    team = Team.objects.create(name="Sales")
+    statement = Prepared("SELECT name FROM tickets_team WHERE id = %s")
+    with connection.cursor() as cursor:
+        statement.execute(cursor, [team.pk])
+        cursor.execute("DEALLOCATE ALL")  # what a pooler's DISCARD ALL does between clients
+
+    with pytest.raises(DatabaseError, match="does not exist"), connection.cursor() as cursor:
+        statement.execute(cursor, [team.pk])
+    with connection.cursor() as cursor:
+        statement.execute(cursor, [team.pk])
+        assert cursor.fetchone() == ("Sales",)
