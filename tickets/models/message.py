@@ -14,14 +14,20 @@ from tickets.models.ticket import Ticket
 
 
 class Message(models.Model):
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages")
+    # Indexed by message_ticket_timeline and, where set, message_author (customers' messages have none).
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages", db_index=False)
     direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)
     kind = models.CharField(
         _("kind"), max_length=16, choices=MessageKind.choices, default=MessageKind.MESSAGE
     )
     channel = models.CharField(_("channel"), max_length=16, choices=Channel.choices)
     author = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     body_text = models.TextField(_("text"), blank=True)
@@ -48,6 +54,7 @@ class Message(models.Model):
         ]
         indexes = [
             models.Index(fields=["ticket", "created_at"], name="message_ticket_timeline"),
+            models.Index(fields=["author"], name="message_author", condition=Q(author__isnull=False)),
             models.Index(
                 fields=["next_attempt_at", "created_at"],
                 name="message_undelivered",

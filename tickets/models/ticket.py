@@ -30,7 +30,9 @@ class Ticket(models.Model):
         _("priority"), max_length=16, choices=Priority.choices, default=Priority.NORMAL
     )
     channel = models.CharField(_("origin channel"), max_length=16, choices=Channel.choices)
-    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="tickets")
+    # Foreign keys that lead a composite index (Meta.indexes) get no index of their own, and sparse ones
+    # a partial index: every index is written on each new ticket and on each updated_at bump.
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="tickets", db_index=False)
     assignee = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -38,14 +40,17 @@ class Ticket(models.Model):
         # Deleting people or teams must not silently unroute tickets (every agent sees unrouted ones).
         on_delete=models.PROTECT,
         related_name="assigned_tickets",
+        db_index=False,
     )
-    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="tickets")
+    team = models.ForeignKey(
+        Team, null=True, blank=True, on_delete=models.PROTECT, related_name="tickets", db_index=False
+    )
     tags = ArrayField(models.CharField(max_length=64), default=list, blank=True)
     custom_fields = models.JSONField(default=dict, blank=True)
     # The channel's own conversation key (widget conversation, call id, root Message-ID), used for threading.
     thread_key = models.CharField(max_length=255, blank=True)
     follow_up_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups"
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="follow_ups", db_index=False
     )
     created_at = models.DateTimeField(default=timezone.now, db_default=Now())
     updated_at = models.DateTimeField(default=timezone.now, db_default=Now())
@@ -64,6 +69,9 @@ class Ticket(models.Model):
                 fields=["channel", "thread_key"], name="ticket_thread_key", condition=~Q(thread_key="")
             ),
             GinIndex(fields=["tags"], name="ticket_tags"),
+            models.Index(
+                fields=["follow_up_of"], name="ticket_follow_ups", condition=Q(follow_up_of__isnull=False)
+            ),
         ]
 
     def __str__(self) -> str:
@@ -81,10 +89,16 @@ class TicketEvent(models.Model):
     republishes rows left unpublished (a process killed between commit and publish).
     """
 
-    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events")
+    # Indexed by event_ticket_timeline and, where set, event_actor (inbound events have no actor).
+    ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="events", db_index=False)
     name = models.CharField(max_length=64)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
     )
     message = models.ForeignKey(
         "tickets.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -99,6 +113,7 @@ class TicketEvent(models.Model):
         indexes = [
             models.Index(fields=["ticket", "created_at"], name="event_ticket_timeline"),
             models.Index(fields=["created_at"], name="event_unpublished", condition=Q(published_at=None)),
+            models.Index(fields=["actor"], name="event_actor", condition=Q(actor__isnull=False)),
         ]
 
     def __str__(self) -> str:
