@@ -68,7 +68,11 @@ class _Update:
 
 
 class Writes:
-    """INSERTs and UPDATEs sent as one statement, in order; values may be a `NewId` of an earlier insert.
+    """INSERTs and UPDATEs sent as one statement; values may be the `NewId` of an earlier insert.
+
+    Every step sees the database as it was before the statement: a later step learns of an earlier
+    step's row only through its `NewId`. Meant for the few fixed shapes of a hot path (each shape is a
+    statement prepared on every connection), not for bulk loads.
 
     writes = Writes()
     customer = writes.insert(Customer, [{"name": "Ivan", ...}])
@@ -92,9 +96,13 @@ class Writes:
 
     def update(self, instance: models.Model, **values: Any) -> None:
         """UPDATE these columns of the instance's row by primary key (set on the instance too)."""
+        if any(isinstance(value, NewId) for value in values.values()):
+            raise ValueError("an update takes values, not the ids of rows written in the same statement")
         self._steps.append(_Update(instance, values))
 
     def execute(self) -> None:
+        if not self._steps:
+            raise ValueError("nothing to write")
         sql = _chain_sql(tuple(_shape(step) for step in self._steps))
         params: list[Any] = []
         for step in self._steps:
@@ -265,7 +273,11 @@ class Prepared:
         """Run it with these parameters. `before` is a statement (%s parameters) sent ahead in the same
         round trip, with its own snapshot: e.g. a lock that this statement must read after."""
         raw_connection = cursor.cursor.connection
-        prepared = _prepared_on.setdefault(raw_connection, set())
+        prepared = _prepared_on.get(raw_connection)
+        if prepared is None:
+            # A session handed over by a pooler may hold our statements already (same text, same name).
+            cursor.execute("SELECT name FROM pg_prepared_statements")
+            prepared = _prepared_on[raw_connection] = {name for (name,) in cursor.fetchall()}
         if self.name not in prepared:
             cursor.execute(self._prepare)
             prepared.add(self.name)

@@ -3,10 +3,12 @@
 import dataclasses
 import hashlib
 import threading
+import time
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from conftest import inbound_message
 from helpdesk import events
@@ -402,3 +404,127 @@ def test_every_reply_to_a_closed_ticket_goes_to_its_one_open_follow_up(ivan, ali
     assert one.ticket_created and not two.ticket_created
     assert two.ticket.pk == one.ticket.pk
     assert Ticket.objects.filter(follow_up_of=first.ticket).count() == 1
+
+
+def test_a_message_costs_one_lookup_and_one_write_on_a_warm_connection(ivan):
+    first = inbound.receive(inbound_message())
+    inbound.receive(inbound_message(in_reply_to=(first.message.external_id,)))  # prepares both shapes
+
+    with CaptureQueriesContext(connection) as queries:
+        inbound.receive(inbound_message(in_reply_to=(first.message.external_id,)))
+
+    statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+    assert len(statements) == 2
+    assert "pg_advisory_xact_lock" in statements[0] and "EXECUTE" in statements[0]
+    assert statements[1].startswith("EXECUTE")
+
+
+def _backend_pid() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return cursor.fetchone()[0]
+
+
+def _wait_until_waiting_for_a_lock(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
+            row = cursor.fetchone()
+        if row and row[0] == "Lock":
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"backend {pid} never waited for a lock")
+
+
+def _in_thread(work, results: dict, key: str) -> threading.Thread:
+    def run() -> None:
+        try:
+            results[key] = work()
+        except Exception as error:
+            results[key] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_follow_up_opened_while_we_waited_for_the_closed_ticket_takes_the_message(alice):
+    # One customer writing from two addresses: their messages take different sender locks and meet
+    # only at the closed ticket's row lock.
+    customer = Customer.objects.create(name="Two Addresses")
+    Identity.objects.create(customer=customer, channel=Channel.EMAIL, address="work@customer.test")
+    Identity.objects.create(customer=customer, channel=Channel.EMAIL, address="home@customer.test")
+    root = inbound.receive(inbound_message(sender_address="work@customer.test", external_id="<root@c.test>"))
+    lifecycle.change_status(root.ticket, status=Status.CLOSED, actor=alice)
+    stored, release, results = threading.Event(), threading.Event(), {}
+
+    def from_work_held_open():
+        with transaction.atomic():
+            received = inbound.receive(
+                inbound_message(sender_address="work@customer.test", in_reply_to=("<root@c.test>",))
+            )
+            stored.set()
+            release.wait(timeout=10)
+        return received
+
+    def from_home():
+        results["home pid"] = _backend_pid()
+        return inbound.receive(
+            inbound_message(sender_address="home@customer.test", in_reply_to=("<root@c.test>",))
+        )
+
+    work = _in_thread(from_work_held_open, results, "work")
+    assert stored.wait(timeout=10)
+    home = _in_thread(from_home, results, "home")
+    while "home pid" not in results:
+        time.sleep(0.01)
+    _wait_until_waiting_for_a_lock(results["home pid"])
+    release.set()
+    work.join(timeout=10)
+    home.join(timeout=10)
+
+    assert results["work"].ticket_created
+    assert not results["home"].ticket_created
+    assert results["home"].ticket.pk == results["work"].ticket.pk
+    assert Ticket.objects.filter(follow_up_of=root.ticket).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_status_an_agent_commits_while_the_message_waits_is_the_one_it_changes(alice):
+    opened = inbound.receive(
+        inbound_message(channel=Channel.TELEGRAM, sender_address="3131", thread_key="3131")
+    )
+    lifecycle.change_status(opened.ticket, status=Status.OPEN, actor=alice)
+    locked, release, results = threading.Event(), threading.Event(), {}
+
+    def agent_sets_pending():
+        with transaction.atomic():
+            event = lifecycle.change_status(opened.ticket, status=Status.PENDING, actor=alice)
+            locked.set()
+            release.wait(timeout=10)
+        return event
+
+    def customer_writes():
+        results["customer pid"] = _backend_pid()
+        return inbound.receive(
+            inbound_message(channel=Channel.TELEGRAM, sender_address="3131", thread_key="3131")
+        )
+
+    agent = _in_thread(agent_sets_pending, results, "agent")
+    assert locked.wait(timeout=10)
+    customer = _in_thread(customer_writes, results, "customer")
+    while "customer pid" not in results:
+        time.sleep(0.01)
+    _wait_until_waiting_for_a_lock(results["customer pid"])
+    release.set()
+    agent.join(timeout=10)
+    customer.join(timeout=10)
+
+    assert results["customer"].ticket.pk == opened.ticket.pk
+    assert Ticket.objects.get(pk=opened.ticket.pk).status == Status.OPEN
+    reopened = TicketEvent.objects.filter(ticket=opened.ticket, name=events.TICKET_UPDATED).last()
+    assert reopened.changes == {"status": [Status.PENDING, Status.OPEN]}
