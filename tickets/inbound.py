@@ -260,10 +260,10 @@ def _store(
                 "ticket_id": ticket_id,
                 "name": name,
                 "message_id": message.id if name == events.MESSAGE_RECEIVED else None,
-                "changes": changes,
+                "changes": what_changed,
                 "created_at": now,
             }
-            for name, changes in happened
+            for name, what_changed in happened
         ],
     )
     writes.execute()
