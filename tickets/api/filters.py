@@ -1,6 +1,7 @@
 import django_filters
 from django.db.models import QuerySet
 from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
 
 from tickets.models import Channel, Priority, Status, Ticket
 
@@ -30,3 +31,19 @@ class TicketFilter(django_filters.FilterSet):
 
     def filter_tag(self, tickets: QuerySet[Ticket], name: str, value: str) -> QuerySet[Ticket]:
         return tickets.filter(tags__contains=[value.strip().lower()])
+
+
+class StrictOrderingFilter(OrderingFilter):
+    """An order the endpoint does not offer is a 400, not silently the default order."""
+
+    def get_ordering(self, request, queryset, view) -> list[str] | None:
+        requested = request.query_params.get(self.ordering_param)
+        if requested:
+            terms = [term.strip() for term in requested.split(",")]
+            valid = self.remove_invalid_fields(queryset, terms, view, request)
+            if invalid := [term for term in terms if term not in valid]:
+                offered = ", ".join(view.ordering_fields)
+                raise ValidationError(
+                    {self.ordering_param: [f"Cannot order by {', '.join(invalid)}; choose from {offered}."]}
+                )
+        return super().get_ordering(request, queryset, view)

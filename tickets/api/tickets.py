@@ -1,13 +1,12 @@
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
-from rest_framework.filters import OrderingFilter
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tickets import lifecycle, replies, selectors
-from tickets.api.filters import TicketFilter
+from tickets.api.filters import StrictOrderingFilter, TicketFilter
 from tickets.api.serializers import TicketDetailSerializer, TicketListRowSerializer
 from tickets.models import Channel, Priority, Role, Status, Team, User
 
@@ -34,7 +33,7 @@ class TicketListApi(generics.ListAPIView):
     serializer_class = TicketListRowSerializer
     pagination_class = TicketCursorPagination
     filterset_class = TicketFilter
-    filter_backends = [*generics.ListAPIView.filter_backends, OrderingFilter]
+    filter_backends = [*generics.ListAPIView.filter_backends, StrictOrderingFilter]
     ordering_fields = ["updated_at", "created_at", "number"]
     ordering = "-updated_at"
 
