@@ -4,6 +4,7 @@ import dataclasses
 import hashlib
 import threading
 import time
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -419,36 +420,62 @@ def test_a_message_costs_one_lookup_and_one_write_on_a_warm_connection(ivan):
     assert statements[1].startswith("EXECUTE")
 
 
-def _backend_pid() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        return cursor.fetchone()[0]
+def _while_held_open(holder, waiter) -> tuple[Any, Any]:
+    """Run `holder` in a transaction that stays open until `waiter`, in another thread, waits for a lock.
+
+    Returns what each returned (or raised).
+    """
+    holding, release, results = threading.Event(), threading.Event(), {}
+
+    def hold() -> Any:
+        with transaction.atomic():
+            result = holder()
+            holding.set()
+            release.wait(timeout=10)
+        return result
+
+    def wait() -> Any:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            results["waiter pid"] = cursor.fetchone()[0]
+        return waiter()
+
+    def run(work, key: str) -> threading.Thread:
+        def target() -> None:
+            try:
+                results[key] = work()
+            except Exception as error:
+                results[key] = error
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=target)
+        thread.start()
+        return thread
+
+    holder_thread = run(hold, "holder")
+    assert holding.wait(timeout=10)
+    waiter_thread = run(wait, "waiter")
+    _wait_until_waiting_for_a_lock(results, "waiter pid")
+    release.set()
+    holder_thread.join(timeout=10)
+    waiter_thread.join(timeout=10)
+    return results["holder"], results["waiter"]
 
 
-def _wait_until_waiting_for_a_lock(pid: int) -> None:
+def _wait_until_waiting_for_a_lock(results: dict, pid_key: str) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [pid])
-            row = cursor.fetchone()
-        if row and row[0] == "Lock":
-            return
+        if pid_key in results:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", [results[pid_key]]
+                )
+                row = cursor.fetchone()
+            if row and row[0] == "Lock":
+                return
         time.sleep(0.02)
-    raise AssertionError(f"backend {pid} never waited for a lock")
-
-
-def _in_thread(work, results: dict, key: str) -> threading.Thread:
-    def run() -> None:
-        try:
-            results[key] = work()
-        except Exception as error:
-            results[key] = error
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    return thread
+    raise AssertionError("the second transaction never waited for a lock")
 
 
 @pytest.mark.django_db(transaction=True)
@@ -460,71 +487,37 @@ def test_a_follow_up_opened_while_we_waited_for_the_closed_ticket_takes_the_mess
     Identity.objects.create(customer=customer, channel=Channel.EMAIL, address="home@customer.test")
     root = inbound.receive(inbound_message(sender_address="work@customer.test", external_id="<root@c.test>"))
     lifecycle.change_status(root.ticket, status=Status.CLOSED, actor=alice)
-    stored, release, results = threading.Event(), threading.Event(), {}
 
-    def from_work_held_open():
-        with transaction.atomic():
-            received = inbound.receive(
-                inbound_message(sender_address="work@customer.test", in_reply_to=("<root@c.test>",))
-            )
-            stored.set()
-            release.wait(timeout=10)
-        return received
-
-    def from_home():
-        results["home pid"] = _backend_pid()
-        return inbound.receive(
-            inbound_message(sender_address="home@customer.test", in_reply_to=("<root@c.test>",))
+    def reply_from(address: str):
+        return lambda: inbound.receive(
+            inbound_message(sender_address=address, in_reply_to=("<root@c.test>",))
         )
 
-    work = _in_thread(from_work_held_open, results, "work")
-    assert stored.wait(timeout=10)
-    home = _in_thread(from_home, results, "home")
-    while "home pid" not in results:
-        time.sleep(0.01)
-    _wait_until_waiting_for_a_lock(results["home pid"])
-    release.set()
-    work.join(timeout=10)
-    home.join(timeout=10)
+    from_work, from_home = _while_held_open(
+        reply_from("work@customer.test"), reply_from("home@customer.test")
+    )
 
-    assert results["work"].ticket_created
-    assert not results["home"].ticket_created
-    assert results["home"].ticket.pk == results["work"].ticket.pk
+    assert from_work.ticket_created
+    assert not from_home.ticket_created
+    assert from_home.ticket.pk == from_work.ticket.pk
     assert Ticket.objects.filter(follow_up_of=root.ticket).count() == 1
 
 
 @pytest.mark.django_db(transaction=True)
 def test_a_status_an_agent_commits_while_the_message_waits_is_the_one_it_changes(alice):
-    opened = inbound.receive(
-        inbound_message(channel=Channel.TELEGRAM, sender_address="3131", thread_key="3131")
-    )
-    lifecycle.change_status(opened.ticket, status=Status.OPEN, actor=alice)
-    locked, release, results = threading.Event(), threading.Event(), {}
-
-    def agent_sets_pending():
-        with transaction.atomic():
-            event = lifecycle.change_status(opened.ticket, status=Status.PENDING, actor=alice)
-            locked.set()
-            release.wait(timeout=10)
-        return event
-
     def customer_writes():
-        results["customer pid"] = _backend_pid()
         return inbound.receive(
             inbound_message(channel=Channel.TELEGRAM, sender_address="3131", thread_key="3131")
         )
 
-    agent = _in_thread(agent_sets_pending, results, "agent")
-    assert locked.wait(timeout=10)
-    customer = _in_thread(customer_writes, results, "customer")
-    while "customer pid" not in results:
-        time.sleep(0.01)
-    _wait_until_waiting_for_a_lock(results["customer pid"])
-    release.set()
-    agent.join(timeout=10)
-    customer.join(timeout=10)
+    opened = customer_writes()
+    lifecycle.change_status(opened.ticket, status=Status.OPEN, actor=alice)
 
-    assert results["customer"].ticket.pk == opened.ticket.pk
+    _, received = _while_held_open(
+        lambda: lifecycle.change_status(opened.ticket, status=Status.PENDING, actor=alice), customer_writes
+    )
+
+    assert received.ticket.pk == opened.ticket.pk
     assert Ticket.objects.get(pk=opened.ticket.pk).status == Status.OPEN
     reopened = TicketEvent.objects.filter(ticket=opened.ticket, name=events.TICKET_UPDATED).last()
     assert reopened.changes == {"status": [Status.PENDING, Status.OPEN]}
