@@ -2,6 +2,7 @@
 
 import django.db.models.deletion
 from django.conf import settings
+from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
 
@@ -10,7 +11,31 @@ class Migration(migrations.Migration):
         ("tickets", "0002_safer_defaults_and_per_direction_ids"),
     ]
 
+    # Built and dropped CONCURRENTLY (outside a transaction): tickets and messages stay readable and
+    # writable while the partial indexes are built over every row.
+    atomic = False
+
     operations = [
+        AddIndexConcurrently(
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("author__isnull", False)), fields=["author"], name="message_author"
+            ),
+        ),
+        AddIndexConcurrently(
+            model_name="ticket",
+            index=models.Index(
+                condition=models.Q(("follow_up_of__isnull", False)),
+                fields=["follow_up_of"],
+                name="ticket_follow_ups",
+            ),
+        ),
+        AddIndexConcurrently(
+            model_name="ticketevent",
+            index=models.Index(
+                condition=models.Q(("actor__isnull", False)), fields=["actor"], name="event_actor"
+            ),
+        ),
         # Only the indexes go: AlterField would also drop and re-add each foreign key, re-checking every
         # row under an exclusive lock (minutes on a large helpdesk).
         migrations.SeparateDatabaseAndState(
@@ -108,57 +133,37 @@ class Migration(migrations.Migration):
             ],
             database_operations=[
                 migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "tickets_message_author_id_e13a9dd8"',
-                    reverse_sql='CREATE INDEX IF NOT EXISTS "tickets_message_author_id_e13a9dd8" ON "tickets_message" ("author_id")',
+                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_message_author_id_e13a9dd8"',
+                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_message_author_id_e13a9dd8" ON "tickets_message" ("author_id")',
                 ),
                 migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "tickets_message_ticket_id_a1134910"',
-                    reverse_sql='CREATE INDEX IF NOT EXISTS "tickets_message_ticket_id_a1134910" ON "tickets_message" ("ticket_id")',
+                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_message_ticket_id_a1134910"',
+                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_message_ticket_id_a1134910" ON "tickets_message" ("ticket_id")',
                 ),
                 migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "tickets_ticket_assignee_id_3a5aa407"',
-                    reverse_sql='CREATE INDEX IF NOT EXISTS "tickets_ticket_assignee_id_3a5aa407" ON "tickets_ticket" ("assignee_id")',
+                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticket_assignee_id_3a5aa407"',
+                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticket_assignee_id_3a5aa407" ON "tickets_ticket" ("assignee_id")',
                 ),
                 migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "tickets_ticket_customer_id_f2d9135a"',
-                    reverse_sql='CREATE INDEX IF NOT EXISTS "tickets_ticket_customer_id_f2d9135a" ON "tickets_ticket" ("customer_id")',
+                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticket_customer_id_f2d9135a"',
+                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticket_customer_id_f2d9135a" ON "tickets_ticket" ("customer_id")',
                 ),
                 migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "tickets_ticket_follow_up_of_id_29bc6d56"',
-                    reverse_sql='CREATE INDEX IF NOT EXISTS "tickets_ticket_follow_up_of_id_29bc6d56" ON "tickets_ticket" ("follow_up_of_id")',
+                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticket_follow_up_of_id_29bc6d56"',
+                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticket_follow_up_of_id_29bc6d56" ON "tickets_ticket" ("follow_up_of_id")',
                 ),
                 migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "tickets_ticket_team_id_5a4e7469"',
-                    reverse_sql='CREATE INDEX IF NOT EXISTS "tickets_ticket_team_id_5a4e7469" ON "tickets_ticket" ("team_id")',
+                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticket_team_id_5a4e7469"',
+                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticket_team_id_5a4e7469" ON "tickets_ticket" ("team_id")',
                 ),
                 migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "tickets_ticketevent_actor_id_2a65fff2"',
-                    reverse_sql='CREATE INDEX IF NOT EXISTS "tickets_ticketevent_actor_id_2a65fff2" ON "tickets_ticketevent" ("actor_id")',
+                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticketevent_actor_id_2a65fff2"',
+                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticketevent_actor_id_2a65fff2" ON "tickets_ticketevent" ("actor_id")',
                 ),
                 migrations.RunSQL(
-                    'DROP INDEX IF EXISTS "tickets_ticketevent_ticket_id_b572d14b"',
-                    reverse_sql='CREATE INDEX IF NOT EXISTS "tickets_ticketevent_ticket_id_b572d14b" ON "tickets_ticketevent" ("ticket_id")',
+                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticketevent_ticket_id_b572d14b"',
+                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticketevent_ticket_id_b572d14b" ON "tickets_ticketevent" ("ticket_id")',
                 ),
             ],
-        ),
-        migrations.AddIndex(
-            model_name="message",
-            index=models.Index(
-                condition=models.Q(("author__isnull", False)), fields=["author"], name="message_author"
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="ticket",
-            index=models.Index(
-                condition=models.Q(("follow_up_of__isnull", False)),
-                fields=["follow_up_of"],
-                name="ticket_follow_ups",
-            ),
-        ),
-        migrations.AddIndex(
-            model_name="ticketevent",
-            index=models.Index(
-                condition=models.Q(("actor__isnull", False)), fields=["actor"], name="event_actor"
-            ),
         ),
     ]
