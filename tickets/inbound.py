@@ -116,7 +116,10 @@ _BEFORE_LOOK_UP_SQL = (
     "SET LOCAL plan_cache_mode = force_generic_plan; SELECT pg_advisory_xact_lock(hashtextextended(%s, 0));"
 )
 _LOOK_UP = Prepared(f"""
-WITH sender AS (
+WITH duplicate AS (
+    SELECT id FROM tickets_message
+     WHERE channel = %(channel)s AND external_id = %(external_id)s AND direction = 'in'
+), sender AS (
     SELECT customer_id FROM tickets_identity WHERE channel = %(channel)s AND address = %(address)s
 ), keyed AS MATERIALIZED (
     -- Materialized: found by the key alone, then matched to the sender. Scanning the key index and the
@@ -136,11 +139,13 @@ WITH sender AS (
           ORDER BY status = 'closed', updated_at DESC LIMIT 1)
     ) AS ticket_id
 ), target AS (
-    SELECT * FROM tickets_ticket WHERE id = (SELECT ticket_id FROM thread) FOR UPDATE
+    -- A resend changes nothing, so it takes no ticket lock (it would wait behind an agent's edit).
+    SELECT * FROM tickets_ticket
+     WHERE id = (SELECT ticket_id FROM thread) AND NOT EXISTS (SELECT FROM duplicate)
+    FOR UPDATE
 )
 SELECT
-    (SELECT id FROM tickets_message
-      WHERE channel = %(channel)s AND external_id = %(external_id)s AND direction = 'in'),
+    (SELECT id FROM duplicate),
     (SELECT customer_id FROM sender),
     {columns(Ticket, "target")}
 FROM (SELECT) always LEFT JOIN target ON true

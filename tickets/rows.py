@@ -286,7 +286,7 @@ class Prepared:
             cursor.execute(before + self._execute, [*before_params, *values])
         except DatabaseError as error:
             if getattr(error.__cause__, "pgcode", None) == _NO_SUCH_PREPARED_STATEMENT:
-                # Something dropped the session's statements (DISCARD ALL from a pooler): this
-                # transaction fails, the next one prepares them again.
-                prepared.clear()
+                # Something dropped some or all of the session's statements (DISCARD ALL from a pooler):
+                # this transaction fails; the next one reads what the session still holds.
+                _prepared_on.pop(raw_connection, None)
             raise

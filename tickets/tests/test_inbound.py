@@ -453,13 +453,15 @@ def _while_held_open(holder, waiter) -> tuple[Any, Any]:
         thread.start()
         return thread
 
-    holder_thread = run(hold, "holder")
-    assert holding.wait(timeout=10)
-    waiter_thread = run(wait, "waiter")
-    _wait_until_waiting_for_a_lock(results, "waiter pid")
-    release.set()
-    holder_thread.join(timeout=10)
-    waiter_thread.join(timeout=10)
+    threads = [run(hold, "holder")]
+    try:
+        assert holding.wait(timeout=10)
+        threads.append(run(wait, "waiter"))
+        _wait_until_waiting_for_a_lock(results, "waiter pid")
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join(timeout=10)
     return results["holder"], results["waiter"]
 
 
@@ -521,3 +523,42 @@ def test_a_status_an_agent_commits_while_the_message_waits_is_the_one_it_changes
     assert Ticket.objects.get(pk=opened.ticket.pk).status == Status.OPEN
     reopened = TicketEvent.objects.filter(ticket=opened.ticket, name=events.TICKET_UPDATED).last()
     assert reopened.changes == {"status": [Status.PENDING, Status.OPEN]}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resend_does_not_wait_for_the_ticket_an_agent_is_editing(alice):
+    first = inbound.receive(
+        inbound_message(channel=Channel.TELEGRAM, sender_address="4141", thread_key="4141")
+    )
+    editing, done = threading.Event(), threading.Event()
+
+    def agent_edits() -> None:
+        try:
+            with transaction.atomic():
+                lifecycle.update(first.ticket, actor=alice, priority="high")
+                editing.set()
+                done.wait(timeout=10)
+        finally:
+            connection.close()
+
+    agent = threading.Thread(target=agent_edits)
+    agent.start()
+    try:
+        assert editing.wait(timeout=10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '2s'")  # waiting for the agent's lock would fail the resend
+        resent = inbound.receive(
+            inbound_message(
+                channel=Channel.TELEGRAM,
+                sender_address="4141",
+                thread_key="4141",
+                external_id=first.message.external_id,
+            )
+        )
+    finally:
+        done.set()
+        agent.join(timeout=10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = 0")
+
+    assert resent.duplicate and resent.message.pk == first.message.pk

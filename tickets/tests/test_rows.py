@@ -161,16 +161,20 @@ def test_a_session_that_already_holds_the_statement_is_not_asked_to_prepare_it_a
 @pytest.mark.django_db(transaction=True)
 def test_statements_dropped_behind_our_back_are_prepared_again_in_the_next_transaction():
     team = Team.objects.create(name="Sales")
-    statement = Prepared("SELECT name FROM tickets_team WHERE id = %s")
+    by_id = Prepared("SELECT name FROM tickets_team WHERE id = %s")
+    by_name = Prepared("SELECT id FROM tickets_team WHERE name = %s")
     with connection.cursor() as cursor:
-        statement.execute(cursor, [team.pk])
-        cursor.execute("DEALLOCATE ALL")  # what a pooler's DISCARD ALL does between clients
+        by_id.execute(cursor, [team.pk])
+        by_name.execute(cursor, ["Sales"])
+        cursor.execute(f"DEALLOCATE {by_id.name}")  # the session lost one statement and kept the other
 
     with pytest.raises(DatabaseError, match="does not exist"), connection.cursor() as cursor:
-        statement.execute(cursor, [team.pk])
+        by_id.execute(cursor, [team.pk])
     with connection.cursor() as cursor:
-        statement.execute(cursor, [team.pk])
+        by_id.execute(cursor, [team.pk])
         assert cursor.fetchone() == ("Sales",)
+        by_name.execute(cursor, ["Sales"])
+        assert cursor.fetchone() == (team.pk,)
 
 
 def test_loaded_rows_equal_what_the_orm_loads(ivan):
