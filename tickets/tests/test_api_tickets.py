@@ -154,6 +154,14 @@ def test_an_order_the_list_does_not_offer_is_refused_with_the_choices(api_client
     assert ordering.split(",")[-1] in message
 
 
+def test_empty_ordering_terms_are_ignored(api_client, carol, ivan):
+    tickets = [make_ticket(ivan) for _ in range(2)]
+    client = api_client(carol)
+
+    assert listed_ids(client.get(TICKETS, {"ordering": "number,"})) == [t.pk for t in tickets]
+    assert client.get(TICKETS, {"ordering": " "}).status_code == 200
+
+
 @pytest.mark.parametrize("ordering", [None, "updated_at", "-created_at", "number"])
 def test_next_links_walk_every_ticket_once_even_when_times_are_equal(api_client, carol, ivan, ordering):
     now = timezone.now()
