@@ -112,9 +112,8 @@ class _Found:
 # Generic plans for this transaction's prepared statements: PostgreSQL would re-plan the lookup for every
 # message (its custom plans look cheaper), and bench/big_customer.py shows the generic plan as fast for
 # ordinary customers as for one with 300,000 tickets.
-_BEFORE_LOOK_UP_SQL = (
-    "SET LOCAL plan_cache_mode = force_generic_plan; SELECT pg_advisory_xact_lock(hashtextextended(%s, 0));"
-)
+SENDER_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0));"
+_BEFORE_LOOK_UP_SQL = "SET LOCAL plan_cache_mode = force_generic_plan; " + SENDER_LOCK_SQL
 _LOOK_UP = Prepared(f"""
 WITH duplicate AS (
     SELECT id FROM tickets_message

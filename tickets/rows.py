@@ -246,12 +246,13 @@ class Prepared:
     """
 
     def __init__(self, sql: str) -> None:
-        self.names: list[str] = []
-        counter = iter(range(1, 10_000))
+        self.names: list[str] = []  # for %(name)s parameters; %s ones are simply numbered
+        positional: list[None] = []
 
         def number(match: re.Match) -> str:
             if match[1] is None:
-                return f"${next(counter)}"
+                positional.append(None)
+                return f"${len(positional)}"
             if match[1] not in self.names:
                 self.names.append(match[1])
             return f"${self.names.index(match[1]) + 1}"
@@ -259,7 +260,7 @@ class Prepared:
         text = re.sub(r"%(?:\((\w+)\))?s", number, sql)
         self.name = "helpdesk_" + hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:24]
         self._prepare = f"PREPARE {self.name} AS {text}"
-        count = len(self.names) or len(re.findall(r"%s", sql))
+        count = len(self.names) + len(positional)
         self._execute = f"EXECUTE {self.name}" + (f" ({', '.join(['%s'] * count)})" if count else "")
 
     def execute(

@@ -36,14 +36,12 @@ class TicketFilter(django_filters.FilterSet):
 class StrictOrderingFilter(OrderingFilter):
     """An order the endpoint does not offer is a 400, not silently the default order."""
 
-    def get_ordering(self, request, queryset, view) -> list[str] | None:
-        requested = request.query_params.get(self.ordering_param, "")
+    def remove_invalid_fields(self, queryset, fields: list[str], view, request) -> list[str]:
+        valid = super().remove_invalid_fields(queryset, fields, view, request)
         # Empty terms ("number," or a lone space) are ignored, as DRF ignores them.
-        terms = [term for term in (part.strip() for part in requested.split(",")) if term]
-        valid = self.remove_invalid_fields(queryset, terms, view, request)
-        if invalid := [term for term in terms if term not in valid]:
+        if invalid := [term for term in fields if term and term not in valid]:
             message = f"Cannot order by {', '.join(invalid)}"
             if isinstance(view.ordering_fields, list | tuple):
                 message += f"; choose from {', '.join(view.ordering_fields)}"
             raise ValidationError({self.ordering_param: [message + "."]})
-        return super().get_ordering(request, queryset, view)
+        return valid

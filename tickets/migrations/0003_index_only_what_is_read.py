@@ -5,6 +5,18 @@ from django.conf import settings
 from django.contrib.postgres.operations import AddIndexConcurrently
 from django.db import migrations, models
 
+# Django's own single-column indexes on these foreign keys, now served by the composite or partial ones.
+_COVERED_FOREIGN_KEY_INDEXES = (
+    ("tickets_message_author_id_e13a9dd8", "tickets_message", "author_id"),
+    ("tickets_message_ticket_id_a1134910", "tickets_message", "ticket_id"),
+    ("tickets_ticket_assignee_id_3a5aa407", "tickets_ticket", "assignee_id"),
+    ("tickets_ticket_customer_id_f2d9135a", "tickets_ticket", "customer_id"),
+    ("tickets_ticket_follow_up_of_id_29bc6d56", "tickets_ticket", "follow_up_of_id"),
+    ("tickets_ticket_team_id_5a4e7469", "tickets_ticket", "team_id"),
+    ("tickets_ticketevent_actor_id_2a65fff2", "tickets_ticketevent", "actor_id"),
+    ("tickets_ticketevent_ticket_id_b572d14b", "tickets_ticketevent", "ticket_id"),
+)
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -133,37 +145,10 @@ class Migration(migrations.Migration):
             ],
             database_operations=[
                 migrations.RunSQL(
-                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_message_author_id_e13a9dd8"',
-                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_message_author_id_e13a9dd8" ON "tickets_message" ("author_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_message_ticket_id_a1134910"',
-                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_message_ticket_id_a1134910" ON "tickets_message" ("ticket_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticket_assignee_id_3a5aa407"',
-                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticket_assignee_id_3a5aa407" ON "tickets_ticket" ("assignee_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticket_customer_id_f2d9135a"',
-                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticket_customer_id_f2d9135a" ON "tickets_ticket" ("customer_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticket_follow_up_of_id_29bc6d56"',
-                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticket_follow_up_of_id_29bc6d56" ON "tickets_ticket" ("follow_up_of_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticket_team_id_5a4e7469"',
-                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticket_team_id_5a4e7469" ON "tickets_ticket" ("team_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticketevent_actor_id_2a65fff2"',
-                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticketevent_actor_id_2a65fff2" ON "tickets_ticketevent" ("actor_id")',
-                ),
-                migrations.RunSQL(
-                    'DROP INDEX CONCURRENTLY IF EXISTS "tickets_ticketevent_ticket_id_b572d14b"',
-                    reverse_sql='CREATE INDEX CONCURRENTLY IF NOT EXISTS "tickets_ticketevent_ticket_id_b572d14b" ON "tickets_ticketevent" ("ticket_id")',
-                ),
+                    f'DROP INDEX CONCURRENTLY IF EXISTS "{index}"',
+                    reverse_sql=f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{index}" ON {table} ("{column}")',
+                )
+                for index, table, column in _COVERED_FOREIGN_KEY_INDEXES
             ],
         ),
     ]

@@ -1,9 +1,11 @@
 """tickets.inbound.receive(): idempotency, threading, reopening, follow-ups, envelopes and replay."""
 
+import contextlib
 import dataclasses
 import hashlib
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -420,10 +422,27 @@ def test_a_message_costs_one_lookup_and_one_write_on_a_warm_connection(ivan):
     assert statements[1].startswith("EXECUTE")
 
 
-def _while_held_open(holder, waiter) -> tuple[Any, Any]:
-    """Run `holder` in a transaction that stays open until `waiter`, in another thread, waits for a lock.
+def _in_thread(work, results: dict, key: str) -> threading.Thread:
+    """Start `work` on its own connection; what it returns (or raises) goes to results[key]."""
 
-    Returns what each returned (or raised).
+    def target() -> None:
+        try:
+            results[key] = work()
+        except Exception as error:
+            results[key] = error
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+@contextlib.contextmanager
+def _held_open(holder) -> Iterator[dict]:
+    """Run `holder` in another thread's transaction, kept open (its locks held) until the block ends.
+
+    After the block, the yielded dict holds what `holder` returned (or raised) under "holder".
     """
     holding, release, results = threading.Event(), threading.Event(), {}
 
@@ -434,35 +453,37 @@ def _while_held_open(holder, waiter) -> tuple[Any, Any]:
             release.wait(timeout=10)
         return result
 
+    thread = _in_thread(hold, results, "holder")
+    try:
+        assert holding.wait(timeout=10)
+        yield results
+    finally:
+        release.set()
+        thread.join(timeout=10)
+
+
+def _while_held_open(holder, waiter) -> tuple[Any, Any]:
+    """Run `holder` in a transaction that stays open until `waiter`, in another thread, waits for a lock.
+
+    Returns what each returned (or raised).
+    """
+    waited: dict = {}
+
     def wait() -> Any:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_backend_pid()")
-            results["waiter pid"] = cursor.fetchone()[0]
+            waited["waiter pid"] = cursor.fetchone()[0]
         return waiter()
 
-    def run(work, key: str) -> threading.Thread:
-        def target() -> None:
-            try:
-                results[key] = work()
-            except Exception as error:
-                results[key] = error
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=target)
-        thread.start()
-        return thread
-
-    threads = [run(hold, "holder")]
+    threads = []
     try:
-        assert holding.wait(timeout=10)
-        threads.append(run(wait, "waiter"))
-        _wait_until_waiting_for_a_lock(results, "waiter pid")
+        with _held_open(holder) as held:
+            threads.append(_in_thread(wait, waited, "waiter"))
+            _wait_until_waiting_for_a_lock(waited, "waiter pid")
     finally:
-        release.set()
-        for thread in threads:
+        for thread in threads:  # only once the holder has let go
             thread.join(timeout=10)
-    return results["holder"], results["waiter"]
+    return held["holder"], waited["waiter"]
 
 
 def _wait_until_waiting_for_a_lock(results: dict, pid_key: str) -> None:
@@ -530,35 +551,24 @@ def test_a_resend_does_not_wait_for_the_ticket_an_agent_is_editing(alice):
     first = inbound.receive(
         inbound_message(channel=Channel.TELEGRAM, sender_address="4141", thread_key="4141")
     )
-    editing, done = threading.Event(), threading.Event()
 
-    def agent_edits() -> None:
-        try:
-            with transaction.atomic():
-                lifecycle.update(first.ticket, actor=alice, priority="high")
-                editing.set()
-                done.wait(timeout=10)
-        finally:
-            connection.close()
+    def agent_edits():
+        return lifecycle.update(first.ticket, actor=alice, priority="high")
 
-    agent = threading.Thread(target=agent_edits)
-    agent.start()
-    try:
-        assert editing.wait(timeout=10)
+    with _held_open(agent_edits):
         with connection.cursor() as cursor:
             cursor.execute("SET lock_timeout = '2s'")  # waiting for the agent's lock would fail the resend
-        resent = inbound.receive(
-            inbound_message(
-                channel=Channel.TELEGRAM,
-                sender_address="4141",
-                thread_key="4141",
-                external_id=first.message.external_id,
+        try:
+            resent = inbound.receive(
+                inbound_message(
+                    channel=Channel.TELEGRAM,
+                    sender_address="4141",
+                    thread_key="4141",
+                    external_id=first.message.external_id,
+                )
             )
-        )
-    finally:
-        done.set()
-        agent.join(timeout=10)
-        with connection.cursor() as cursor:
-            cursor.execute("SET lock_timeout = 0")
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET lock_timeout = 0")
 
     assert resent.duplicate and resent.message.pk == first.message.pk
