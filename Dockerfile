@@ -1,4 +1,5 @@
-# One image for every Python service in docker-compose.yml: web (ASGI), migrate, worker, beat.
+# One image for every Python service in docker-compose.yml: web (gunicorn), realtime (uvicorn), migrate, worker,
+# beat. Runtime requirements only: tests, lint and the embedded servers are in requirements-dev.txt.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -21,5 +22,5 @@ RUN SECRET_KEY=collectstatic-only STATIC_ROOT=/app/static-root python manage.py 
 USER helpdesk
 ENV STATIC_ROOT=/app/static-root \
     MEDIA_ROOT=/data/media
-EXPOSE 8000
-CMD ["uvicorn", "helpdesk.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers", "--forwarded-allow-ips", "*"]
+EXPOSE 8000 8001
+CMD ["gunicorn", "helpdesk.wsgi:application", "--config", "helpdesk/gunicorn.conf.py", "--bind", "0.0.0.0:8000"]

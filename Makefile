@@ -11,12 +11,16 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || \
 WITH_VENV := env PATH="$(BIN):$$PATH"
 
 # make run, after the servers are up: schema, static files, demo data (first run only), then the
-# web server, the Celery worker and beat in the foreground. Ctrl-C stops all of them and the servers.
-RUN_SCRIPT := export DEBUG="$${DEBUG:-true}" DELIVER_TO_LOG="$${DELIVER_TO_LOG:-true}"; \
+# web server, the realtime service, the Celery worker and beat in the foreground. Ctrl-C stops all of them
+# and the servers. Without a proxy in front, pages find the realtime service through REALTIME_URL.
+RUN_SCRIPT := export DEBUG="$${DEBUG:-true}" DELIVER_TO_LOG="$${DELIVER_TO_LOG:-true}" \
+		PORT="$${PORT:-8000}"; \
+	export REALTIME_PORT="$${REALTIME_PORT:-$$(($$PORT + 1))}"; \
+	export REALTIME_URL="$${REALTIME_URL:-ws://127.0.0.1:$$REALTIME_PORT}"; \
 	python manage.py migrate --noinput && \
 	python manage.py collectstatic --noinput --verbosity 0 && \
 	python manage.py seed_demo && \
-	exec honcho start --procfile Procfile --port "$${PORT:-8000}"
+	exec honcho start --procfile Procfile --port "$$PORT"
 
 # make test: formatting, lint, then pytest (its exit code 5, "no tests collected", fails too).
 TEST_SCRIPT := ruff format --check . && ruff check . && pytest -n 2
@@ -25,12 +29,12 @@ TEST_SCRIPT := ruff format --check . && ruff check . && pytest -n 2
 
 venv: $(STAMP)
 
-# Re-installed only when requirements.txt changes.
-$(STAMP): requirements.txt
+# Re-installed only when a requirements file changes. The production image installs requirements.txt alone.
+$(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(VENV)/bin/python || { \
 		test -n "$(PYTHON)" || { echo "Python 3.11 is required (python3.11 or python3)" >&2; exit 1; }; \
 		$(PYTHON) -m venv $(VENV); }
-	$(VENV)/bin/python -m pip install --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
 run: venv

@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.client
 import itertools
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from django.db import connection
@@ -14,6 +26,7 @@ from tickets.channels import InboundMessage
 from tickets.models import Channel, Customer, Identity, Role, Team, User
 
 _sequence = itertools.count(1)
+REPO = Path(__file__).resolve().parent
 
 
 def unique(prefix: str) -> str:
@@ -140,3 +153,120 @@ def captured_events(db, monkeypatch) -> CapturedEvents:
         events, "send_to_subscriber", lambda path, batch: captured._sent.append((path, batch))
     )
     return captured
+
+
+# Real servers (gunicorn, uvicorn, Celery) started by tests, against this run's test database.
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def database_url_for_tests() -> str:
+    """DATABASE_URL (TCP or the embedded server's socket) pointed at this run's test database."""
+    configured = urlsplit(os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/helpdesk"))
+    return urlunsplit(configured._replace(path="/" + connection.settings_dict["NAME"]))
+
+
+def server_environment(**overrides: str) -> dict[str, str]:
+    from django.conf import settings
+
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "helpdesk.settings_test",
+        "DATABASE_URL": database_url_for_tests(),
+        "REDIS_URL": settings.REDIS_URL,
+        **overrides,
+    }
+
+
+@contextlib.contextmanager
+def running_server(command: list[str], *, port: int, env: dict[str, str]) -> Iterator[subprocess.Popen]:
+    """Start a server process, wait until GET /healthz answers on `port`, stop it afterwards.
+
+    Its output goes to a file (a pipe nobody reads would fill and stall the server) and is printed at the
+    end, so a failing test shows it.
+    """
+    with tempfile.TemporaryFile() as output:
+        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                assert server.poll() is None, "the server exited"
+                try:
+                    probe = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                    probe.request("GET", "/healthz")
+                    probe.getresponse().read()
+                    probe.close()
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "the server did not start"
+                    time.sleep(0.1)
+            yield server
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+            output.seek(0)
+            print(output.read().decode(errors="replace")[-5000:])
+
+
+def gunicorn_command(port: int, *, workers: int = 1, threads: int = 4) -> list[str]:
+    """The production web command (Procfile, docker-compose.yml) on a port of its own."""
+    return [
+        str(Path(sys.executable).parent / "gunicorn"),
+        "helpdesk.wsgi:application",
+        "--config",
+        "helpdesk/gunicorn.conf.py",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+    ]
+
+
+def realtime_command(port: int) -> list[str]:
+    """The production realtime command on a port of its own."""
+    return [
+        str(Path(sys.executable).parent / "uvicorn"),
+        "helpdesk.asgi:application",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--ws-max-size",
+        "4096",
+        "--no-access-log",
+    ]
+
+
+@pytest.fixture
+def celery_worker() -> Iterator[subprocess.Popen]:
+    """A worker process of our app consuming a queue of its own, so parallel runs never share tasks."""
+    import redis
+    from django.conf import settings
+
+    from helpdesk.celery import app
+
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = queue
+    env = server_environment(CELERY_QUEUE=queue, DELIVER_TO_LOG="true")
+    command = [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "-Q", queue, "--pool", "solo"]
+    command += ["--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"]
+    with tempfile.TemporaryFile() as output:  # a pipe nobody reads would fill and stall the worker
+        worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+        yield worker
+        app.conf.task_default_queue = default_queue
+        worker.terminate()
+        worker.wait(timeout=30)
+        redis.Redis.from_url(settings.REDIS_URL).delete(queue)
+        output.seek(0)
+        print(output.read().decode(errors="replace")[-5000:])

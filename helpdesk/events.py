@@ -45,10 +45,18 @@ CATALOGUE = frozenset(
     }
 )
 
+# Every ticket event goes live to the agents who may see it (realtime/fanout.py).
+PUSH_LIVE = "realtime.tasks.push_ticket_events"
+
 # Event name -> Celery task paths that consume it. Each task takes a list of event dicts (a batch).
 SUBSCRIBERS: dict[str, tuple[str, ...]] = {
-    MESSAGE_RECEIVED: ("tickets.tasks.record_customer_contact",),
-    MESSAGE_QUEUED: ("tickets.tasks.deliver_queued_messages",),
+    TICKET_CREATED: (PUSH_LIVE,),
+    TICKET_UPDATED: (PUSH_LIVE,),
+    MESSAGE_RECEIVED: ("tickets.tasks.record_customer_contact", PUSH_LIVE),
+    MESSAGE_QUEUED: ("tickets.tasks.deliver_queued_messages", PUSH_LIVE),
+    MESSAGE_SENT: (PUSH_LIVE,),
+    MESSAGE_FAILED: (PUSH_LIVE,),
+    NOTE_ADDED: (PUSH_LIVE,),
 }
 
 

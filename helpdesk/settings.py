@@ -5,9 +5,11 @@ One code path everywhere: PostgreSQL and Redis, never SQLite or an in-memory bro
 servers (helpdesk/embedded.py) when the machine has none.
 """
 
+import re
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 from helpdesk.embedded import celery_broker_url
 
@@ -42,9 +44,12 @@ INSTALLED_APPS = [
     "channels_in",
     "sla",
     "knowledge_base",
+    "realtime",
 ]
 
 MIDDLEWARE = [
+    # First: health probes come over plain HTTP with any Host header, before redirects and host checks.
+    "helpdesk.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -54,6 +59,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "helpdesk.middleware.StatementTimeoutMiddleware",
 ]
 
 ROOT_URLCONF = "helpdesk.urls"
@@ -77,8 +83,20 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/helpdesk")}
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# Persistent connections, one per thread, checked before each request: a request never opens one (web).
+# CONN_MAX_AGE in seconds, unset for no limit; the realtime service sets 0, so an idle socket holds none.
+CONN_MAX_AGE = env.str("CONN_MAX_AGE", default="")
+DATABASES["default"]["CONN_MAX_AGE"] = int(CONN_MAX_AGE) if CONN_MAX_AGE else None
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})
+# Names each process kind in pg_stat_activity (helpdesk-web, helpdesk-realtime, helpdesk-worker).
+DATABASES["default"]["OPTIONS"]["application_name"] = env("DATABASE_APPLICATION_NAME", default="helpdesk")
+# Server-side limit on one statement (PostgreSQL units: 30s, 500ms); the web tier sets one.
+STATEMENT_TIMEOUT = env("DATABASE_STATEMENT_TIMEOUT", default="")
+if STATEMENT_TIMEOUT:
+    if not re.fullmatch(r"\d+\s*(ms|s|min)?", STATEMENT_TIMEOUT):
+        raise ImproperlyConfigured("DATABASE_STATEMENT_TIMEOUT: a number with ms, s or min, e.g. 30s")
+    DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT.replace(' ', '')}"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tickets.User"
@@ -187,6 +205,31 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 300.0,
     },
 }
+
+# The realtime service (realtime/): WebSockets fan out through Redis, so any number of processes serve any
+# client. CHANNEL_LAYER_PREFIX separates deployments sharing one Redis.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [REDIS_URL],
+            "prefix": env("CHANNEL_LAYER_PREFIX", default="helpdesk"),
+            # Sockets leave their groups on reconnect anyway (REALTIME_SOCKET_MAX_AGE is shorter).
+            "group_expiry": 6 * 3600,
+        },
+    }
+}
+# Where browsers open sockets: empty for the page's own origin (a proxy routes /ws/ to realtime), or
+# e.g. ws://127.0.0.1:8001 when realtime listens on its own port (make run).
+REALTIME_URL = env("REALTIME_URL", default="")
+# A socket token from POST /api/v1/realtime/token/ opens a socket within this many seconds.
+REALTIME_TOKEN_MAX_AGE = env.int("REALTIME_TOKEN_MAX_AGE", default=60)
+# A socket is closed (code 4000) after about this long; the client reconnects, its access checked again.
+REALTIME_SOCKET_MAX_AGE = env.int("REALTIME_SOCKET_MAX_AGE", default=3600)
+
+# GET /healthz fails (503) past these: events older than a minute still unpublished, failed envelopes.
+HEALTH_MAX_OUTBOX_BACKLOG = env.int("HEALTH_MAX_OUTBOX_BACKLOG", default=100)
+HEALTH_MAX_FAILED_ENVELOPES = env.int("HEALTH_MAX_FAILED_ENVELOPES", default=0)
 
 # Committed domain events are gathered this long (seconds) and published as one batch; 0 publishes each
 # transaction's events at once.

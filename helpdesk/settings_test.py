@@ -6,6 +6,9 @@ import tempfile
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdefghijklmnop")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+# Each test process (and the servers it starts, which inherit the environment) has channel-layer groups of its
+# own on the shared Redis, so parallel test workers never hear each other's events.
+os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"test-{os.getpid()}")
 
 from helpdesk.settings import *  # noqa: F403
 

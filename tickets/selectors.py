@@ -88,6 +88,11 @@ def ticket_timeline(ticket: Ticket, *, include_internal: bool = True) -> QuerySe
     return messages.order_by("created_at", "id")
 
 
+def ticket_events_visible_to(agent: User) -> QuerySet[TicketEvent]:
+    """Events on every ticket the agent may see (the live stream's catch-up reads these)."""
+    return TicketEvent.objects.filter(ticket__in=tickets_visible_to(agent))
+
+
 def ticket_events(ticket: Ticket) -> QuerySet[TicketEvent]:
     return ticket.events.select_related("actor").order_by("created_at", "id")
 

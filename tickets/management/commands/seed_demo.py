@@ -112,6 +112,10 @@ class Command(BaseCommand):
         self.stdout.write(f"  Admin:     {url}admin/")
         self.stdout.write(f"  API docs:  {url}api/docs/")
         self.stdout.write(f"  API:       {url}api/v1/tickets/")
+        if settings.REALTIME_URL:
+            self.stdout.write(
+                f"  Live:      {settings.REALTIME_URL.rstrip('/')}/ws/events/ (realtime service)"
+            )
         if logins:
             self.stdout.write(f"Logins (kept in {logins_file}, readable by you only):")
             width = max(len(login.username) for login in logins)

@@ -1,0 +1,37 @@
+"""gunicorn settings for the web tier: every HTTP request (pages, API, webhooks) is served here.
+
+    gunicorn helpdesk.wsgi:application --config helpdesk/gunicorn.conf.py
+
+Threaded workers (`gthread`): a request waiting on PostgreSQL or burning CPU leaves the other threads of its
+process serving. Each thread keeps its own persistent PostgreSQL connection (Django's connections are per
+thread; CONN_MAX_AGE unset keeps them, CONN_HEALTH_CHECKS replaces a broken one), so a request never opens
+one. Sized from the environment; the defaults fit the machine it starts on.
+"""
+
+import os
+
+# Processes: one per core is enough when each has threads to overlap database waits. 0 or unset: the default.
+workers = int(os.environ.get("WEB_CONCURRENCY") or 0) or os.cpu_count() or 2
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS") or 0) or 8
+bind = os.environ.get("WEB_BIND") or "0.0.0.0:8000"
+
+# A worker whose main loop stops answering for this long is killed and replaced.
+timeout = int(os.environ.get("WEB_TIMEOUT") or 60)
+graceful_timeout = 30
+keepalive = 5
+# Bound what one client can make us parse before Django's own limits apply.
+limit_request_line = 8190
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+# TLS ends at the reverse proxy, which sets X-Forwarded-Proto; the web port is not published beyond it.
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "*"
+accesslog = os.environ.get("WEB_ACCESS_LOG") or "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+# Set before the workers load Django: names web connections in pg_stat_activity, and no statement of a web
+# request runs longer than this (the request then answers 503 and the thread serves the next one).
+os.environ.setdefault("DATABASE_APPLICATION_NAME", "helpdesk-web")
+os.environ.setdefault("DATABASE_STATEMENT_TIMEOUT", "30s")

@@ -1,0 +1,155 @@
+"""GET /healthz: is this deployment able to take and answer messages? 200 when every check passes, else 503.
+
+Checked: PostgreSQL, Redis, the Celery broker, the realtime channel layer (a message sent to a fresh channel
+and read back), the outbox backlog (domain events older than a minute still unpublished: the broker or beat
+is down) and inbound envelopes that failed processing (they wait for an operator's replay).
+
+Served by a middleware placed first, so container health checks get an answer over plain HTTP whatever Host
+they send (no HTTPS redirect, no ALLOWED_HOSTS). Only from inside the network: a client on a public address,
+or any request that came through the reverse proxy (it adds X-Forwarded-For), gets the site's usual 404.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import redis
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import connection
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
+
+from tickets.models import EnvelopeStatus, InboundEnvelope, TicketEvent
+from tickets.tasks import REPUBLISH_AFTER
+
+logger = logging.getLogger(__name__)
+
+PATH = "/healthz"
+TIMEOUT_SECONDS = 2.0
+# Counting stops here: a huge backlog is reported as "more than", not counted row by row.
+COUNT_CAP = 10_000
+
+Check = dict[str, Any]
+
+
+def check_database() -> Check:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {}
+
+
+def check_redis() -> Check:
+    client = redis.Redis.from_url(
+        settings.REDIS_URL, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
+    )
+    try:
+        client.ping()
+    finally:
+        client.close()
+    return {}
+
+
+def check_broker() -> Check:
+    from helpdesk.celery import app
+
+    with app.connection_for_write() as broker:
+        broker.ensure_connection(max_retries=1, timeout=TIMEOUT_SECONDS)
+    return {}
+
+
+async def realtime_round_trip() -> None:
+    """Send a message through the channel layer to a fresh channel and read it back."""
+    layer = get_channel_layer()
+    channel = await layer.new_channel("health.")
+    await layer.send(channel, {"type": "health.ping"})
+    await asyncio.wait_for(layer.receive(channel), TIMEOUT_SECONDS)
+
+
+def check_realtime_layer() -> Check:
+    async_to_sync(realtime_round_trip)()
+    return {}
+
+
+def _capped_count(rows: QuerySet) -> int:
+    return rows.values("pk")[: COUNT_CAP + 1].count()
+
+
+def _within(found: int, limit: int) -> str:
+    return "ok" if found <= limit else "failing"
+
+
+def check_outbox() -> Check:
+    # The partial index event_unpublished holds exactly these rows.
+    backlog = _capped_count(
+        TicketEvent.objects.filter(published_at=None, created_at__lt=timezone.now() - REPUBLISH_AFTER)
+    )
+    limit = settings.HEALTH_MAX_OUTBOX_BACKLOG
+    return {"status": _within(backlog, limit), "unpublished_over_a_minute": backlog, "limit": limit}
+
+
+def check_envelopes() -> Check:
+    # The partial index envelope_unfinished holds the pending and failed ones.
+    failed = _capped_count(InboundEnvelope.objects.filter(status=EnvelopeStatus.FAILED))
+    limit = settings.HEALTH_MAX_FAILED_ENVELOPES
+    return {"status": _within(failed, limit), "failed": failed, "limit": limit}
+
+
+CHECKS: dict[str, Callable[[], Check]] = {
+    "database": check_database,
+    "redis": check_redis,
+    "broker": check_broker,
+    "realtime": check_realtime_layer,
+    "outbox": check_outbox,
+    "envelopes": check_envelopes,
+}
+
+
+def run_check(name: str, check: Callable[[], Check]) -> Check:
+    try:
+        return {"status": "ok", **check()}
+    except Exception as error:  # a health check reports every failure, whatever its kind
+        logger.warning("Health check %s failed: %r", name, error)
+        return {"status": "failing", "error": type(error).__name__}
+
+
+def health_report(names: Iterable[str] = tuple(CHECKS)) -> tuple[bool, dict[str, Check]]:
+    """Run the named checks (all by default); healthy when every one passes."""
+    checks = {name: run_check(name, CHECKS[name]) for name in names}
+    return all(check["status"] == "ok" for check in checks.values()), checks
+
+
+def is_internal(address: str) -> bool:
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return parsed.is_loopback or parsed.is_private
+
+
+def from_inside(request: HttpRequest) -> bool:
+    """A direct request from a loopback or private address, not one relayed by the reverse proxy."""
+    if "HTTP_X_FORWARDED_FOR" in request.META or "HTTP_FORWARDED" in request.META:
+        return False
+    return is_internal(request.META.get("REMOTE_ADDR", ""))
+
+
+class HealthCheckMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info == PATH and request.method in ("GET", "HEAD") and from_inside(request):
+            healthy, checks = health_report()
+            response = JsonResponse({"status": "ok" if healthy else "failing", "checks": checks})
+            response.status_code = 200 if healthy else 503
+            response["Cache-Control"] = "no-store"
+            return response
+        return self.get_response(request)

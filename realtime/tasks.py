@@ -1,0 +1,15 @@
+"""Thin Celery tasks of the realtime service's fan-out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+
+from realtime import fanout
+
+
+@shared_task
+def push_ticket_events(batch: list[dict[str, Any]]) -> int:
+    """Every domain event: push its id live (a redelivered batch is harmless: sockets send each id once)."""
+    return fanout.push_ticket_events(batch)
