@@ -28,6 +28,8 @@ limit_request_field_size = 8190
 # TLS ends at the reverse proxy, which sets X-Forwarded-Proto; the web port is not published beyond it.
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "*"
 accesslog = os.environ.get("WEB_ACCESS_LOG") or "-"
+# No runtime control socket: by default every instance on a host would share one path under $HOME.
+control_socket_disable = True
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 

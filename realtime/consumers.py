@@ -51,13 +51,13 @@ class TicketEventStream(AsyncJsonWebsocketConsumer):
         if subscription is None:
             await self.close()  # before accept: the handshake is refused with 403
             return
+        self.sent = RecentEventIds()
         # Join first, then read the backlog: an event committed in between arrives both ways, sent once.
         self.joined = subscription.groups
         async with _GROUP_CHANGES:
             for group in self.joined:
                 await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        self.sent = RecentEventIds()
         await self._catch_up(subscription, request.last_event_id)
         # Reconnecting now and then re-checks access (teams, role, password); spread so they don't coincide.
         max_age = settings.REALTIME_SOCKET_MAX_AGE * random.uniform(0.9, 1.0)  # noqa: S311

@@ -50,11 +50,16 @@ def push_ticket_events(batch: list[dict[str, Any]]) -> int:
     return pushed
 
 
+# Group sends in flight at once: overlapping round trips, within the layer's Redis connection pool (100).
+SENDS_AT_ONCE = 16
+
+
 async def _send_to_groups(by_group: dict[str, list[dict[str, Any]]]) -> None:
     layer = get_channel_layer()
-    await asyncio.gather(
-        *(
-            layer.group_send(group, {"type": "ticket.events", "events": events})
-            for group, events in by_group.items()
-        )
-    )
+    slots = asyncio.Semaphore(SENDS_AT_ONCE)
+
+    async def send(group: str, events: list[dict[str, Any]]) -> None:
+        async with slots:
+            await layer.group_send(group, {"type": "ticket.events", "events": events})
+
+    await asyncio.gather(*(send(group, events) for group, events in by_group.items()))

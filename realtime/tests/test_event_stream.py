@@ -133,6 +133,20 @@ async def test_a_socket_hears_each_event_once_though_it_reaches_it_through_two_g
         assert [event["id"] for event in await events_until(ws, marker)] == [first, second, marker]
 
 
+async def test_a_batch_spanning_many_tickets_reaches_every_socket(carol, billing, push_new_events):
+    # Each ticket is a group of its own: far more groups than the layer's Redis connection pool holds.
+    tickets = await database_sync_to_async(lambda: [new_ticket(team=billing) for _ in range(150)])()
+    await push_new_events()
+    async with agent_socket(carol) as ws:
+        for ticket in tickets:
+            await note_on(ticket, carol)
+        (*_, last) = await push_new_events()
+
+        heard = await events_until(ws, last)
+
+    assert sorted(event["ticket_id"] for event in heard) == sorted(ticket.pk for ticket in tickets)
+
+
 def redeliver(event_ids: list[int]) -> None:
     """The worker runs a batch again (acks_late after a crash)."""
     fanout.push_ticket_events([as_payload(event) for event in TicketEvent.objects.filter(pk__in=event_ids)])
