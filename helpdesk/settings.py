@@ -212,7 +212,9 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # Longer than the layer's 5-second blocking read (BZPOPMIN): redis-py's own 5-second default made
+            # that read time out now and then, and the socket waiting on it was dropped (bench/RESULTS.md).
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
             "prefix": env("CHANNEL_LAYER_PREFIX", default="helpdesk"),
             # Sockets leave their groups on reconnect anyway (REALTIME_SOCKET_MAX_AGE is shorter).
             "group_expiry": 6 * 3600,

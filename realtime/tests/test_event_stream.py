@@ -6,6 +6,7 @@ import time
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.core import signing
 from rest_framework.test import APIClient
 
@@ -311,3 +312,10 @@ async def test_an_old_socket_is_closed_so_the_client_reconnects_and_access_is_ch
         closed = await ws.receive_output(timeout=10)
 
     assert closed == {"type": "websocket.close", "code": RECONNECT}
+
+
+def test_the_channel_layer_waits_out_its_own_blocking_reads():
+    # An idle process waits on Redis with BZPOPMIN for brpop_timeout seconds at a time; a socket timeout no
+    # longer than that broke the read now and then and dropped the socket that was waiting on it.
+    layer = get_channel_layer()
+    assert all(host["socket_timeout"] > layer.brpop_timeout for host in layer.hosts)
