@@ -40,7 +40,7 @@ from tickets.models import (
     Ticket,
     TicketEvent,
 )
-from tickets.rows import Inserted, NewId, Prepared, Writes, columns, load
+from tickets.rows import Inserted, NewId, Prepared, Writes, columns, insert_unless_exists, load
 
 logger = logging.getLogger(__name__)
 
@@ -377,34 +377,38 @@ def store_envelope(
 
     Returns (envelope, created).
     """
-    envelope, created = InboundEnvelope.objects.get_or_create(
-        channel=channel,
-        external_id=fit_external_id(external_id),
-        defaults={"payload": payload, "source": source or {}},
+    envelope = InboundEnvelope(
+        channel=channel, external_id=fit_external_id(external_id), payload=payload, source=source or {}
     )
-    return envelope, created
+    if insert_unless_exists(envelope, unique=("channel", "external_id")):
+        return envelope, True
+    return InboundEnvelope.objects.get(channel=channel, external_id=envelope.external_id), False
 
 
 def process_envelope(envelope: InboundEnvelope) -> InboundEnvelope:
     """Parse and receive a stored payload. Never raises: a failure is recorded on the envelope for replay."""
     if envelope.status in (EnvelopeStatus.PROCESSED, EnvelopeStatus.IGNORED):
         return envelope
-    envelope.attempts += 1
+    outcome: dict[str, Any] = {"attempts": envelope.attempts + 1}
+    message = None
     try:
         parse = parser_for(envelope.channel)
         inbound = parse(bytes(envelope.payload), envelope.source)
         if inbound is None:
-            envelope.status = EnvelopeStatus.IGNORED
+            outcome["status"] = EnvelopeStatus.IGNORED
         else:
-            envelope.message = receive(inbound).message
-            envelope.status = EnvelopeStatus.PROCESSED
-        envelope.error = ""
-        envelope.processed_at = timezone.now()
+            message = receive(inbound).message
+            outcome.update(status=EnvelopeStatus.PROCESSED, message_id=message.pk)
+        outcome.update(error="", processed_at=timezone.now())
     except Exception:
         logger.exception("Inbound envelope %s failed; kept for replay", envelope.pk)
-        envelope.status = EnvelopeStatus.FAILED
-        envelope.error = traceback.format_exc(limit=8)[-4000:]
-    envelope.save(update_fields=["status", "error", "attempts", "message", "processed_at"])
+        outcome.update(status=EnvelopeStatus.FAILED, error=traceback.format_exc(limit=8)[-4000:])
+    # A prepared UPDATE (tickets.rows): this runs once per inbound message, on the hot path.
+    writes = Writes()
+    writes.update(envelope, **outcome)
+    writes.execute()
+    if message is not None:
+        envelope.message = message
     return envelope
 
 

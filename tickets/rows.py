@@ -140,6 +140,40 @@ class Writes:
                 step.instances.append(instance)
 
 
+def insert_unless_exists(instance: models.Model, *, unique: tuple[str, ...]) -> bool:
+    """INSERT the instance's row unless a row with the same `unique` columns exists; True if inserted.
+
+    One prepared statement (`INSERT … ON CONFLICT DO NOTHING RETURNING id`) where `get_or_create` takes a
+    SELECT, an INSERT and a COMMIT, each built by the ORM. Every column is the instance's own value as
+    `save()` would prepare it (`pre_save` fills defaults such as the time); the new pk is set on it.
+    """
+    model = type(instance)
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        _insert_unless_exists_sql(model, unique).execute(cursor, params)
+        row = cursor.fetchone()
+    if row is None:
+        return False
+    instance.pk = row[0]
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return True
+
+
+@cache
+def _insert_unless_exists_sql(model: type[models.Model], unique: tuple[str, ...]) -> Prepared:
+    quote = connection.ops.quote_name
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key]
+    conflict = ", ".join(quote(meta.get_field(name).column) for name in unique)
+    return Prepared(
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({conflict}) DO NOTHING RETURNING {quote(meta.pk.column)}"
+    )
+
+
 def columns(model: type[models.Model], alias: str) -> str:
     """The model's columns in `load()` order, for a SELECT list: alias."col", ..."""
     quote = connection.ops.quote_name

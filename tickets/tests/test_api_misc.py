@@ -84,6 +84,19 @@ def test_an_unknown_token_is_401(alice):
     assert response.status_code == 401
 
 
+def test_the_token_of_a_deactivated_user_is_401(alice):
+    token = token_for("alice").json()["token"]
+    alice.is_active = False
+    alice.save()
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    response = client.get(f"{API}users/me/")
+
+    assert response.status_code == 401
+    assert response.json() == {"detail": "User inactive or deleted."}
+
+
 def test_without_credentials_the_api_answers_401_asking_for_a_token(db):
     response = APIClient().get(f"{API}tickets/")
 

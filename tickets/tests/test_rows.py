@@ -5,8 +5,8 @@ from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tickets.models import Customer, Identity, Team, Ticket, TicketEvent
-from tickets.rows import Prepared, Writes, columns, load
+from tickets.models import Customer, Identity, InboundEnvelope, Team, Ticket, TicketEvent
+from tickets.rows import Prepared, Writes, columns, insert_unless_exists, load
 
 pytestmark = pytest.mark.django_db
 
@@ -190,3 +190,23 @@ def test_loaded_rows_equal_what_the_orm_loads(ivan):
         getattr(from_orm, f.attname) for f in Ticket._meta.concrete_fields
     ]
     assert loaded.custom_fields == {"order": 7} and not loaded._state.adding
+
+
+def test_insert_unless_exists_writes_the_instances_row_once():
+    payload = b"\x00\xffraw \xd0\xbf\xd0\xb8\xd1\x81\xd1\x8c\xd0\xbc\xd0\xbe"
+    first = InboundEnvelope(channel="api", external_id="dup-1", payload=payload, source={"user": "ёж"})
+    again = InboundEnvelope(channel="api", external_id="dup-1", payload=b"other", source={})
+
+    assert insert_unless_exists(first, unique=("channel", "external_id")) is True
+    assert insert_unless_exists(again, unique=("channel", "external_id")) is False
+
+    stored = InboundEnvelope.objects.get()
+    assert stored.pk == first.pk and again.pk is None
+    assert (bytes(stored.payload), stored.source, stored.status, stored.attempts, stored.error) == (
+        payload,
+        {"user": "ёж"},
+        "pending",
+        0,
+        "",
+    )
+    assert stored.received_at == first.received_at and stored.processed_at is None
