@@ -1,5 +1,8 @@
 """The benchmark behind bench/run: inbound messages per second and ticket list API latency.
 
+The API is served by the production web command (gunicorn, helpdesk/gunicorn.conf.py), one client at a time;
+throughput under concurrent clients is bench/serving.py's.
+
 Runs against the seeded database (bench/seed.py), with production settings (DEBUG off) and the real
 Redis broker: events go to a dedicated Celery queue ("bench") that no worker consumes and that is
 purged after each run.
@@ -20,6 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,7 +101,7 @@ def versions() -> dict[str, str]:
 
 def code_state() -> str:
     """The commit measured, and the files that shape these figures if they differ from it."""
-    watched = ["tickets", "helpdesk", "requirements.txt"]
+    watched = ["tickets", "helpdesk", "realtime", "requirements.txt"]
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
@@ -372,59 +376,75 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+WEB_COMMAND = ["gunicorn", "helpdesk.wsgi:application", "--config", "helpdesk/gunicorn.conf.py"]
+
+
+@dataclass
+class RunningServer:
+    port: int
+    process: subprocess.Popen
+
+
 @contextlib.contextmanager
-def server(kind: str, env: dict[str, str], *, app: str | None = None):
-    """A real server on a free port, one worker; `app` overrides the application's dotted path."""
-    port = free_port()
-    python_bin = Path(sys.executable).parent
-    if kind == "uvicorn":
-        # The production command (Dockerfile, docker-compose.yml), one worker: requests come one at a time.
-        command = [
-            str(python_bin / "uvicorn"),
-            app or "helpdesk.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ]
-    else:
-        command = [
-            str(python_bin / "gunicorn"),
-            app or "helpdesk.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "1",
-            "--log-level",
-            "warning",
-        ]
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env})
+def serve(
+    command: list[str], port: int, env: dict[str, str], *, name: str, log: Path | None = None
+) -> Iterator[RunningServer]:
+    """Start `command` (listening on `port`) and yield once its GET /healthz answers; stop it after.
+
+    Its output goes to `log` when given (a file kept in bench/out), else to ours.
+    """
+    output = log.open("ab") if log else None
+    process = subprocess.Popen(
+        command, cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT if log else None
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
             try:
                 connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-                connection.request("GET", "/health/")
-                if connection.getresponse().status == 200:
-                    connection.close()
+                connection.request("GET", "/healthz")
+                response = connection.getresponse()
+                body = response.read()
+                connection.close()
+                # 503 is an answer too: the server is up, but say which check fails (figures may suffer).
+                if response.status == 503:
+                    print(f"warning: {name} /healthz reports failing checks: {body[:500]!r}")
+                if response.status in (200, 503):
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"{kind} did not start")
+                raise RuntimeError(f"{name} did not start")
             time.sleep(0.2)
-        yield port
+        yield RunningServer(port, process)
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()
+        if output:
+            output.close()
+
+
+def server(
+    env: dict[str, str], *, workers: int | None = None, threads: int | None = None
+) -> contextlib.AbstractContextManager[RunningServer]:
+    """The production web command (gunicorn, helpdesk/gunicorn.conf.py) on a free port.
+
+    Sized like production (a worker per core, 8 threads) unless `workers`/`threads` say otherwise; the
+    access log goes to /dev/null so that writing it does not weigh on the figures.
+    """
+    port = free_port()
+    python_bin = Path(sys.executable).parent
+    command = [str(python_bin / WEB_COMMAND[0]), *WEB_COMMAND[1:], "--bind", f"127.0.0.1:{port}"]
+    sizing = {"WEB_ACCESS_LOG": "/dev/null"}
+    if workers:
+        sizing["WEB_CONCURRENCY"] = str(workers)
+    if threads:
+        sizing["WEB_THREADS"] = str(threads)
+    return serve(command, port, {**env, **sizing}, name="gunicorn")
 
 
 @dataclass
@@ -561,18 +581,15 @@ def build_scenarios(users: dict[str, Any]) -> list[Scenario]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Helpdesk benchmark: inbound msg/s and ticket list API latency"
+        description="Helpdesk benchmark: inbound msg/s and ticket list API latency",
+        epilog="Serving under load (API requests/s, inbound over HTTP, idle realtime sockets): "
+        "bench/run serving --help, i.e. .venv/bin/python -m bench.serving.",
     )
     parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
     parser.add_argument("--queue", default="bench", help="Celery queue the events go to (purged after)")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--messages", type=int, default=2000, help="messages per inbound run")
     parser.add_argument("--requests", type=int, default=300, help="timed requests per API scenario")
-    parser.add_argument(
-        "--server",
-        default="uvicorn",
-        help="comma-separated: uvicorn (ASGI, production command), gunicorn (WSGI); one worker each",
-    )
     parser.add_argument("--skip-inbound", action="store_true")
     parser.add_argument("--notes", default="", help="free text saved with the figures")
     parser.add_argument("--skip-api", action="store_true")
@@ -663,25 +680,24 @@ def report(args, env: dict[str, str]) -> int:
     if not args.skip_api:
         users = api_users()
         scenarios = build_scenarios(users)
-        api: dict[str, Any] = {}
-        for kind in args.server.split(","):
-            api[kind] = {}
-            with server(kind, env) as port:
-                for scenario in scenarios:
-                    token = users["tokens"][users[scenario.user].username]
-                    measured = timed_requests(port, token, scenario, args.requests, warmup=20)
-                    api[kind][scenario.name] = measured
-                    verdict = "ok" if measured["p95"] <= API_P95_TARGET_MS else "MISSED"
-                    rows.append(
-                        (
-                            f"GET /api/v1/tickets/ {scenario.name} ({kind})",
-                            f"p50 {measured['p50']:.1f} ms, p95 {measured['p95']:.1f} ms, "
-                            f"p99 {measured['p99']:.1f} ms "
-                            f"({measured['requests']} req, {measured['rows']:.0f} rows)",
-                            f"p95 ≤ {API_P95_TARGET_MS:.0f} ms: {verdict}",
-                        )
+        # One client, keep-alive, one request at a time: latency, not throughput (bench/serving.py).
+        api: dict[str, Any] = {"gunicorn": {}}
+        with server(env) as web:
+            for scenario in scenarios:
+                token = users["tokens"][users[scenario.user].username]
+                measured = timed_requests(web.port, token, scenario, args.requests, warmup=20)
+                api["gunicorn"][scenario.name] = measured
+                verdict = "ok" if measured["p95"] <= API_P95_TARGET_MS else "MISSED"
+                rows.append(
+                    (
+                        f"GET /api/v1/tickets/ {scenario.name} (gunicorn)",
+                        f"p50 {measured['p50']:.1f} ms, p95 {measured['p95']:.1f} ms, "
+                        f"p99 {measured['p99']:.1f} ms "
+                        f"({measured['requests']} req, {measured['rows']:.0f} rows)",
+                        f"p95 ≤ {API_P95_TARGET_MS:.0f} ms: {verdict}",
                     )
-                    print(f"{kind} {scenario.name}: {measured}")
+                )
+                print(f"gunicorn {scenario.name}: {measured}")
         results["api"] = api
         results["api_sql"] = sql_breakdown(scenarios, users)
         print()
