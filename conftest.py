@@ -178,6 +178,7 @@ def server_environment(**overrides: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "helpdesk.settings_test",
         "DATABASE_URL": database_url_for_tests(),
         "REDIS_URL": settings.REDIS_URL,
+        "TEST_CHANNEL_LAYER_PREFIX": settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"],
         **overrides,
     }
 

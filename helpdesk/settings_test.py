@@ -6,9 +6,6 @@ import tempfile
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdefghijklmnop")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
-# Each test process (and the servers it starts, which inherit the environment) has channel-layer groups of its
-# own on the shared Redis, so parallel test workers never hear each other's events.
-os.environ.setdefault("CHANNEL_LAYER_PREFIX", f"test-{os.getpid()}")
 
 from helpdesk.settings import *  # noqa: F403
 
@@ -22,3 +19,8 @@ STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.Static
 EVENTS_PUBLISH_DELAY = 0
 # Per-process cache: parallel test workers must not share login throttling counters through Redis.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Channel-layer groups of each test process's own on the shared Redis, so parallel test workers never hear
+# each other's events; the servers a test starts are handed its prefix (conftest.server_environment).
+CHANNEL_LAYERS["default"]["CONFIG"]["prefix"] = (  # noqa: F405
+    os.environ.get("TEST_CHANNEL_LAYER_PREFIX") or f"test-{os.getpid()}"
+)

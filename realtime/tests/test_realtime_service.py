@@ -88,10 +88,16 @@ def test_idle_sockets_hold_no_database_connection_and_still_hear_events(realtime
             await asyncio.sleep(0.05)
         assert signals == [IDLE_SOCKETS], "every socket opened"
         # All sockets open and idle: the realtime process holds no PostgreSQL connection.
-        assert await asyncio.to_thread(database_connections, realtime_server.application_name) == 0
+        assert await asyncio.to_thread(counted_in_thread, realtime_server.application_name) == 0
         pushed = await asyncio.to_thread(push_latest_event)
         signals.append(pushed)
         return await sockets
+
+    def counted_in_thread(application_name: str) -> int:
+        try:
+            return database_connections(application_name)
+        finally:
+            connection.close()  # this helper thread's own connection
 
     def push_latest_event() -> int:
         latest = TicketEvent.objects.filter(ticket=ticket).order_by("-id").first()
