@@ -7,10 +7,11 @@ import phonenumbers
 from tickets.exceptions import InvalidIdentity
 from tickets.models import Channel
 
-_TELEGRAM_USER_ID = re.compile(r"^[1-9][0-9]{0,19}$")
-_VISITOR_ID = re.compile(r"^[A-Za-z0-9_.:-]{8,128}$")
-_EMAIL_LOCAL_PART = re.compile(r"^[^\s@<>()\[\],;:\"\\]{1,64}$")
-_DOMAIN_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# Used with fullmatch: `$` would also match before a final line feed ("bob\n@example.com").
+_TELEGRAM_USER_ID = re.compile(r"[1-9][0-9]{0,19}")
+_VISITOR_ID = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
+_EMAIL_LOCAL_PART = re.compile(r"[^\s@<>()\[\],;:\"\\]{1,64}")
+_DOMAIN_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
 
 def normalize_address(channel: str, address: str, *, default_region: str | None = None) -> str:
@@ -22,7 +23,7 @@ def normalize_address(channel: str, address: str, *, default_region: str | None 
     if channel == Channel.EMAIL:
         return _normalize_email(address)
     if channel == Channel.TELEGRAM:
-        if not _TELEGRAM_USER_ID.match(address):
+        if not _TELEGRAM_USER_ID.fullmatch(address):
             raise InvalidIdentity(f"{address!r} is not a Telegram user id")
         return address
     if channel == Channel.PHONE:
@@ -34,7 +35,7 @@ def normalize_address(channel: str, address: str, *, default_region: str | None 
             raise InvalidIdentity(f"{address!r} is not a possible phone number")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if channel in (Channel.WIDGET, Channel.API):
-        if not _VISITOR_ID.match(address):
+        if not _VISITOR_ID.fullmatch(address):
             raise InvalidIdentity(f"{address!r} is not a valid visitor id")
         return address
     raise InvalidIdentity(f"unknown channel {channel!r}")
@@ -52,9 +53,9 @@ def _normalize_email(address: str) -> str:
     labels = ascii_domain.split(".") if ascii_domain else []
     if (
         not at
-        or not _EMAIL_LOCAL_PART.match(local)
+        or not _EMAIL_LOCAL_PART.fullmatch(local)
         or not labels
-        or not all(map(_DOMAIN_LABEL.match, labels))
+        or not all(map(_DOMAIN_LABEL.fullmatch, labels))
     ):
         raise InvalidIdentity(f"{address!r} is not an email address")
     return f"{local}@{domain}"

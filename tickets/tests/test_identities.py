@@ -76,6 +76,12 @@ def test_email_senders_from_real_mail_normalize_to_lower_case():
         (Channel.WIDGET, "short"),
         (Channel.WIDGET, "<script>alert(1)</script>"),
         ("fax", "123"),
+        # A line feed inside an address would end up in a mail header (header injection).
+        (Channel.EMAIL, "bob\n@example.com"),
+        (Channel.EMAIL, "a@exa\n.com"),
+        (Channel.EMAIL, "a@example\n.com"),
+        (Channel.WIDGET, "visitor-12345\n@x"),
+        (Channel.API, "crm-customer-1\nX"),
     ],
 )
 def test_invalid_addresses_are_refused(channel, address):
