@@ -1,6 +1,4 @@
 from django.urls import path
-from rest_framework.authtoken.views import ObtainAuthToken
-from rest_framework.throttling import ScopedRateThrottle
 
 from tickets.api.attachments import AttachmentDownloadApi
 from tickets.api.customers import CustomerDetailApi, CustomerListApi
@@ -9,19 +7,14 @@ from tickets.api.people import MeApi, TeamListApi
 from tickets.api.portal import PortalTicketDetailApi, PortalTicketListApi
 from tickets.api.replies import TicketNoteApi, TicketReplyApi
 from tickets.api.tickets import TicketDetailApi, TicketListApi
+from tickets.api.tokens import CurrentTokenApi, TokenLoginApi
 
 app_name = "api"
 
 
-class TokenLoginApi(ObtainAuthToken):
-    """Username and password for an API token; rate-limited per client against password guessing."""
-
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "login"
-
-
 urlpatterns = [
     path("auth/token/", TokenLoginApi.as_view(), name="token"),
+    path("auth/token/current/", CurrentTokenApi.as_view(), name="token-current"),
     path("tickets/", TicketListApi.as_view(), name="ticket-list"),
     path("tickets/<int:ticket_id>/", TicketDetailApi.as_view(), name="ticket-detail"),
     path("tickets/<int:ticket_id>/reply/", TicketReplyApi.as_view(), name="ticket-reply"),

@@ -13,6 +13,16 @@ class User(AbstractUser):
     locale = models.CharField(_("language"), max_length=8, blank=True)
     timezone = models.CharField(_("time zone"), max_length=64, blank=True)
 
+    def save(self, *args, **kwargs) -> None:
+        # set_password() leaves the new password in _password until saved; signed-in sessions end through
+        # the session hash, but an API token would outlive the password it was issued under.
+        password_changed = self._password is not None and not self._state.adding
+        super().save(*args, **kwargs)
+        if password_changed:
+            from rest_framework.authtoken.models import Token
+
+            Token.objects.filter(user=self).delete()
+
     @property
     def is_agent(self) -> bool:
         """True for everyone who works tickets (agents, supervisors, admins)."""

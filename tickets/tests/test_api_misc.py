@@ -49,6 +49,14 @@ def test_me_without_teams_and_name_falls_back_to_the_username(api_client, carol)
 # --- token auth ---
 
 
+@pytest.fixture(autouse=True)
+def fresh_login_throttle():
+    """Each test starts with the login rate limit's counters empty (they live in this process's cache)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def token_for(username: str, password: str = "pw"):  # noqa: S107 (the cast's test password)
     return APIClient().post(f"{API}auth/token/", {"username": username, "password": password}, format="json")
 
@@ -331,3 +339,30 @@ def test_token_login_is_rate_limited_against_password_guessing(alice):
 
     assert statuses[:10] == [400] * 10
     assert statuses[10:] == [429, 429]
+
+
+def test_a_password_change_revokes_the_api_token(alice):
+    token = token_for("alice").json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    assert client.get(f"{API}users/me/").status_code == 200
+
+    alice.set_password("a new password 9!")
+    alice.save()
+
+    assert client.get(f"{API}users/me/").status_code == 401
+    assert token_for("alice", "a new password 9!").json()["token"] != token
+
+
+def test_a_user_sees_the_end_of_their_token_and_revokes_it(ivan):
+    token = token_for("ivan").json()["token"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+
+    shown = client.get(f"{API}auth/token/current/")
+    assert shown.status_code == 200 and shown.json()["ends_with"] == token[-4:]
+    assert token not in shown.content.decode()
+
+    assert client.delete(f"{API}auth/token/current/").status_code == 204
+    assert client.get(f"{API}portal/tickets/").status_code == 401
+    assert APIClient().get(f"{API}auth/token/current/").status_code == 401
