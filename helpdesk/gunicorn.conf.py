@@ -9,10 +9,26 @@ one. Sized from the environment; the defaults fit the machine it starts on.
 """
 
 import gc
+import math
 import os
+from pathlib import Path
 
-# Processes: one per core is enough when each has threads to overlap database waits. 0 or unset: the default.
-workers = int(os.environ.get("WEB_CONCURRENCY") or 0) or os.cpu_count() or 2
+
+def available_cores() -> int:
+    """The cores this process may use: its CPU set, and its container's CPU quota (cgroup v2) if any."""
+    cores = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+        if quota != "max":
+            cores = min(cores, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
+
+
+# Processes: one per core is enough when each has threads to overlap database waits; at most 8 by default,
+# since each thread holds a PostgreSQL connection. 0 or unset: the default.
+workers = int(os.environ.get("WEB_CONCURRENCY") or 0) or min(available_cores(), 8)
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS") or 0) or 8
 bind = os.environ.get("WEB_BIND") or "0.0.0.0:8000"

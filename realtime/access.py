@@ -7,6 +7,7 @@ from the web tier (`realtime.tokens`). Customers, visitors and everyone else are
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from importlib import import_module
 from typing import Any
@@ -16,7 +17,6 @@ from django.conf import settings
 from django.contrib import auth
 from django.http import Http404
 from django.http.cookie import parse_cookie
-from django.http.request import validate_host
 
 from realtime import tokens
 from realtime.audience import groups_for_agent, ticket_group
@@ -24,6 +24,7 @@ from tickets import selectors
 from tickets.models import User
 
 MAX_QUERY_STRING = 2048
+_SESSION_KEY = re.compile(r"[a-z0-9]{32}")
 _MAX_ID = 2**63 - 1
 
 
@@ -87,14 +88,23 @@ def subscribe(scope: dict[str, Any], request: StreamRequest) -> Subscription | N
     return Subscription(agent, [ticket_group(request.ticket_id)], request.ticket_id)
 
 
+def still_visible(subscription: Subscription) -> bool:
+    """A one-ticket stream after its ticket changed: may the agent still see it? Sync: reads the database."""
+    try:
+        selectors.ticket_for_agent(subscription.agent, subscription.ticket_id)
+    except Http404:
+        return False
+    return True
+
+
 def agent_for_socket(scope: dict[str, Any], token: str) -> User | None:
     if token:
         return tokens.user_for_token(token)
     headers = _headers(scope)
     if not origin_is_ours(headers.get("origin", "")):
         return None
-    session_key = parse_cookie(headers.get("cookie", "")).get(settings.SESSION_COOKIE_NAME)
-    if not session_key:
+    session_key = parse_cookie(headers.get("cookie", "")).get(settings.SESSION_COOKIE_NAME, "")
+    if not _SESSION_KEY.fullmatch(session_key):  # Django's own keys; anything else never reaches the store
         return None
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=session_key)
     user = auth.get_user(_SessionOnly(session))  # Django's own checks, session hash included
@@ -109,19 +119,22 @@ class _SessionOnly:
 
 
 def origin_is_ours(origin: str) -> bool:
-    """The page that opened the socket is served by us: its host is allowed, or its origin trusted."""
-    if not origin or origin == "null":
-        return False
+    """The page that opened the socket is ours: an origin in CSRF_TRUSTED_ORIGINS, or one whose host is
+    named exactly in ALLOWED_HOSTS (wildcards such as `*` or `.example.com` do not count: another site or a
+    sibling subdomain must not ride on an agent's cookie), over HTTPS unless DEBUG."""
     if origin in settings.CSRF_TRUSTED_ORIGINS:
         return True
     try:
-        host = urlsplit(origin).hostname
+        parts = urlsplit(origin)
+        host = parts.hostname
     except ValueError:
         return False
-    allowed = settings.ALLOWED_HOSTS
-    if settings.DEBUG and not allowed:
-        allowed = [".localhost", "127.0.0.1", "[::1]"]
-    return bool(host) and validate_host(host, allowed)
+    if parts.scheme != "https" and not (settings.DEBUG and parts.scheme == "http"):
+        return False
+    exact_hosts = {
+        name.lower() for name in settings.ALLOWED_HOSTS if name != "*" and not name.startswith(".")
+    }
+    return bool(host) and host in {name.strip("[]") for name in exact_hosts}
 
 
 def _headers(scope: dict[str, Any]) -> dict[str, str]:

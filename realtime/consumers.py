@@ -16,8 +16,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from helpdesk.events import as_payload
-from realtime.access import StreamRequest, Subscription, subscribe
+from helpdesk.events import TICKET_UPDATED, as_payload
+from realtime.access import StreamRequest, Subscription, still_visible, subscribe
 from realtime.catchup import catch_up
 
 # Close codes the client acts on (README): reconnect at once, resuming from the last event id.
@@ -52,6 +52,7 @@ class TicketEventStream(AsyncJsonWebsocketConsumer):
             await self.close()  # before accept: the handshake is refused with 403
             return
         self.sent = RecentEventIds()
+        self.subscription = subscription
         # Join first, then read the backlog: an event committed in between arrives both ways, sent once.
         self.joined = subscription.groups
         async with _GROUP_CHANGES:
@@ -80,6 +81,11 @@ class TicketEventStream(AsyncJsonWebsocketConsumer):
         """A batch from the fan-out (realtime.fanout) to one of this socket's groups."""
         for event in message["events"]:
             await self._send_event(event)
+        # A one-ticket stream hears its ticket whoever it moves to: after a change, check access again.
+        one_ticket = self.subscription.ticket_id is not None
+        if one_ticket and any(event["name"] == TICKET_UPDATED for event in message["events"]):
+            if not await database_sync_to_async(still_visible)(self.subscription):
+                await self.close(code=RECONNECT)
 
     async def _send_event(self, event: dict[str, Any]) -> None:
         if self.sent.add(event["id"]):

@@ -25,9 +25,10 @@ websocket_routes = URLRouter(
 
 
 async def http(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    headers = {name.lower() for name, _ in scope.get("headers", [])}
     client = (scope.get("client") or ("", 0))[0]
-    inside = b"x-forwarded-for" not in headers and b"forwarded" not in headers and health.is_internal(client)
+    inside = health.from_inside(
+        client, (name.decode("latin-1").lower() for name, _ in scope.get("headers", []))
+    )
     if scope["path"] == health.PATH and scope["method"] in ("GET", "HEAD") and inside:
         healthy, checks = await database_sync_to_async(health.health_report)(("database", "realtime"))
         status, body = (200 if healthy else 503), {"status": "ok" if healthy else "failing", "checks": checks}

@@ -17,7 +17,7 @@ from realtime import fanout, tokens
 from realtime.routing import application
 from tickets.models import TicketEvent, User
 
-ORIGIN = "http://testserver"
+ORIGIN = "https://testserver"
 
 
 @pytest.fixture

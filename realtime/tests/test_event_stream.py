@@ -170,6 +170,17 @@ async def test_a_ticket_stream_is_checked_like_the_api(
             assert not connected
 
 
+async def test_a_ticket_stream_closes_once_its_ticket_moves_out_of_sight(
+    alice, carol, billing_ticket, tech, push_new_events
+):
+    async with agent_socket(alice, f"ticket={billing_ticket.pk}") as ws:
+        await database_sync_to_async(lifecycle.update)(billing_ticket, actor=carol, team=tech)
+        (moved,) = await push_new_events()
+
+        assert [event["id"] for event in await events_until(ws, moved)] == [moved]  # the move itself
+        assert await ws.receive_output(timeout=10) == {"type": "websocket.close", "code": RECONNECT}
+
+
 async def test_the_session_of_a_signed_in_agent_opens_a_socket(alice):
     headers = await database_sync_to_async(browser_headers)(alice)
     async with socket(headers=headers) as (connected, ws):
@@ -182,8 +193,14 @@ async def test_a_customers_session_no_session_and_a_foreign_page_are_refused(iva
     refused = [
         await database_sync_to_async(browser_headers)(customer),
         [],
-        [(b"origin", b"http://testserver")],
-        [(b"cookie", b"sessionid=not-a-session"), (b"origin", b"http://testserver")],
+        [(b"origin", b"https://testserver")],
+        [(b"cookie", b"sessionid=not-a-session"), (b"origin", b"https://testserver")],
+        [
+            (b"cookie", b'sessionid="abcdefgh\\000ijklabcdefgh\\000ijklabcd"'),
+            (b"origin", b"https://testserver"),
+        ],
+        # The page is plain HTTP in production: anyone on the path could have written it.
+        await database_sync_to_async(browser_headers)(alice, origin="http://testserver"),
         # Alice's real session, but the page opening the socket is someone else's (cross-site hijacking).
         await database_sync_to_async(browser_headers)(alice, origin="https://evil.example"),
         await database_sync_to_async(browser_headers)(alice, origin="null"),
@@ -192,6 +209,22 @@ async def test_a_customers_session_no_session_and_a_foreign_page_are_refused(iva
     for headers in refused:
         async with socket(headers=headers) as (connected, _):
             assert not connected, headers
+
+
+async def test_only_an_exactly_named_host_is_a_trusted_origin(alice, settings):
+    settings.ALLOWED_HOSTS = ["testserver", ".example.com", "*"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://helpdesk.example.org"]
+    for origin, trusted in [
+        ("https://testserver", True),
+        ("https://helpdesk.example.org", True),
+        ("https://uploads.example.com", False),  # a sibling subdomain under a wildcard
+        ("https://evil.example", False),  # only `*` would allow it
+        ("null", False),
+        ("", False),
+    ]:
+        headers = await database_sync_to_async(browser_headers)(alice, origin=origin)
+        async with socket(headers=headers) as (connected, _):
+            assert connected is trusted, origin
 
 
 async def test_forged_expired_revoked_and_customer_tokens_are_refused(alice, ivan, monkeypatch):
