@@ -94,9 +94,9 @@ DATABASES["default"]["OPTIONS"]["application_name"] = env("DATABASE_APPLICATION_
 # Server-side limit on one statement (PostgreSQL units: 30s, 500ms); the web tier sets one.
 STATEMENT_TIMEOUT = env("DATABASE_STATEMENT_TIMEOUT", default="")
 if STATEMENT_TIMEOUT:
-    if not re.fullmatch(r"\d+\s*(ms|s|min)?", STATEMENT_TIMEOUT):
+    if not re.fullmatch(r"\d+(ms|s|min)?", STATEMENT_TIMEOUT):
         raise ImproperlyConfigured("DATABASE_STATEMENT_TIMEOUT: a number with ms, s or min, e.g. 30s")
-    DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT.replace(' ', '')}"
+    DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT}"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tickets.User"

@@ -63,3 +63,10 @@ def test_openapi_schema_is_valid_and_generates_without_warnings(tmp_path):
 
     assert result.returncode == 0, result.stderr
     assert "/api/v1/tickets/{ticket_id}/reply/" in schema.read_text()
+
+
+def test_a_malformed_statement_timeout_is_refused_at_start():
+    result = run_manage("check", SECRET_KEY="x" * 60, DATABASE_STATEMENT_TIMEOUT="30s -c fsync=off")
+
+    assert result.returncode != 0
+    assert "DATABASE_STATEMENT_TIMEOUT" in result.stderr

@@ -19,6 +19,8 @@ from tickets.rows import Prepared, columns, load
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
+    """`request.auth` is a Token holding the key and user only (not read back: nothing uses its `created`)."""
+
     def authenticate_credentials(self, key: str) -> tuple[User, Token]:
         with connection.cursor() as cursor:
             _token_owner_sql().execute(cursor, [key])
