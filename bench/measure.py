@@ -714,12 +714,18 @@ def report(args, env: dict[str, str]) -> int:
     for row in rows:
         print(f"| {' | '.join(row)} |")
     print(f"\nload average after: {' '.join(f'{x:.2f}' for x in results['load_after'])}")
+    save_figures(results, "results")
+    return 0
+
+
+def save_figures(results: dict[str, Any], kind: str) -> Path:
+    """Write the figures as JSON to bench/out/KIND-<UTC time>.json (not committed) and say where."""
     out = ROOT / "bench" / "out"
     out.mkdir(exist_ok=True)
-    path = out / f"results-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
+    path = out / f"{kind}-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
     path.write_text(json.dumps(results, indent=2, default=str))
     print(f"figures saved to {path.relative_to(ROOT)}")
-    return 0
+    return path
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ purged after each run, as in bench/measure.py.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -36,6 +35,7 @@ from bench.measure import (
     configure_environment,
     dataset_size,
     machine_info,
+    save_figures,
     server,
     versions,
 )
@@ -391,11 +391,8 @@ def report(args: argparse.Namespace, env: dict[str, str]) -> int:
     print("\n| measure | result |\n|---|---|")
     for row in rows:
         print(f"| {' | '.join(row)} |")
-    out = ROOT / "bench" / "out"
-    out.mkdir(exist_ok=True)
-    path = out / f"serving-{datetime.now(UTC):%Y%m%d-%H%M%S}.json"
-    path.write_text(json.dumps(results, indent=2, default=str))
-    print(f"\nfigures saved to {path.relative_to(ROOT)}")
+    print()
+    save_figures(results, "serving")
     return 0
 
 
