@@ -203,6 +203,8 @@ def parse_api_payload(payload: bytes, source: dict[str, Any]) -> InboundMessage:
         document = json.loads(payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ApiPayloadError(f"not JSON: {error}") from None
+    except RecursionError:
+        raise ApiPayloadError("not JSON: nested too deeply") from None
     if not isinstance(document, dict):
         raise ApiPayloadError("expected a JSON object")
     customer = document.get("customer") or {}

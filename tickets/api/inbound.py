@@ -2,11 +2,11 @@
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tickets import inbound
+from tickets.api.parsers import JSONParser
 from tickets.api.permissions import IsAdmin
 from tickets.channels import ApiPayloadError, parse_api_payload
 from tickets.exceptions import InvalidIdentity

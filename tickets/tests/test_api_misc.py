@@ -366,3 +366,31 @@ def test_a_user_sees_the_end_of_their_token_and_revokes_it(ivan):
     assert client.delete(f"{API}auth/token/current/").status_code == 204
     assert client.get(f"{API}portal/tickets/").status_code == 401
     assert APIClient().get(f"{API}auth/token/current/").status_code == 401
+
+
+DEEP_JSON = "[" * 5000 + "]" * 5000
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "user"),
+    [
+        ("post", "tickets/", "alice"),
+        ("patch", "tickets/{ticket}/", "alice"),
+        ("post", "tickets/{ticket}/reply/", "alice"),
+        ("post", "customers/", "alice"),
+        ("post", "inbound/messages/", "dave"),
+    ],
+)
+def test_json_nested_too_deeply_is_400_and_changes_nothing(method, path, user, alice, dave, captured_events):
+    ticket = inbound.receive(inbound_message()).ticket
+    before = (Ticket.objects.count(), Message.objects.count(), InboundEnvelope.objects.count())
+    client = APIClient()
+    client.force_authenticate({"alice": alice, "dave": dave}[user])
+
+    response = getattr(client, method)(
+        f"{API}{path.format(ticket=ticket.pk)}", DEEP_JSON, content_type="application/json"
+    )
+
+    assert response.status_code == 400
+    assert "nested too deeply" in response.json()["detail"]
+    assert (Ticket.objects.count(), Message.objects.count(), InboundEnvelope.objects.count()) == before
