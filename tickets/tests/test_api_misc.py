@@ -394,3 +394,28 @@ def test_json_nested_too_deeply_is_400_and_changes_nothing(method, path, user, a
     assert response.status_code == 400
     assert "nested too deeply" in response.json()["detail"]
     assert (Ticket.objects.count(), Message.objects.count(), InboundEnvelope.objects.count()) == before
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"priority": "a\ud800"},
+        {"status": "\ud800"},
+        {"team": 1e400},
+        {"custom_fields": {"k": "a\u0000b"}},
+        {"custom_fields": {"a\u0000b": 1}},
+        {"custom_fields": {"k": float("nan")}},
+        {"tags": ["ok", "\udfff"]},
+    ],
+)
+def test_values_the_database_cannot_store_are_400_and_change_nothing(body, alice, captured_events):
+    ticket = inbound.receive(inbound_message()).ticket
+    before = Ticket.objects.values().get(pk=ticket.pk)
+    client = APIClient()
+    client.force_authenticate(alice)
+
+    response = client.patch(f"{API}tickets/{ticket.pk}/", json.dumps(body), content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("JSON parse error")
+    assert Ticket.objects.values().get(pk=ticket.pk) == before
