@@ -419,3 +419,12 @@ def test_values_the_database_cannot_store_are_400_and_change_nothing(body, alice
     assert response.status_code == 400
     assert response.json()["detail"].startswith("JSON parse error")
     assert Ticket.objects.values().get(pk=ticket.pk) == before
+
+
+@pytest.mark.parametrize("method", ["options", "post", "put", "delete"])
+def test_the_api_docs_page_answers_only_get_and_never_500(client, method):
+    # OPTIONS used to crash: DRF's metadata answer went to the page's HTML renderer, which has no template.
+    response = getattr(client, method)("/api/docs/")
+
+    assert response.status_code == 405
+    assert client.get("/api/docs/").status_code == 200
