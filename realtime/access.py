@@ -81,15 +81,12 @@ def subscribe(scope: dict[str, Any], request: StreamRequest) -> Subscription | N
         return None
     if request.ticket_id is None:
         return Subscription(agent, groups_for_agent(agent), None)
-    try:
-        selectors.ticket_for_agent(agent, request.ticket_id)  # the same check as the API: 404 either way
-    except Http404:
-        return None
-    return Subscription(agent, [ticket_group(request.ticket_id)], request.ticket_id)
+    subscription = Subscription(agent, [ticket_group(request.ticket_id)], request.ticket_id)
+    return subscription if still_visible(subscription) else None
 
 
 def still_visible(subscription: Subscription) -> bool:
-    """A one-ticket stream after its ticket changed: may the agent still see it? Sync: reads the database."""
+    """May the agent see the one ticket this stream carries? The API's own check: missing or forbidden, no."""
     try:
         selectors.ticket_for_agent(subscription.agent, subscription.ticket_id)
     except Http404:
