@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -595,9 +595,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-api", action="store_true")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
+    return start(parser, args, report)
+
+
+def start(parser: argparse.ArgumentParser, args: argparse.Namespace, report: Callable[..., int]) -> int:
+    """Refuse a queue a worker consumes, set up production-like Django, then run `report(args, env)`."""
     if args.queue in ("helpdesk", "celery"):
         parser.error("use a queue no worker consumes: the benchmark purges it")
-
     env = configure_environment(args.database_url, args.queue)
     import django
 

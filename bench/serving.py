@@ -32,11 +32,11 @@ from bench.measure import (
     ROOT,
     api_users,
     code_state,
-    configure_environment,
     dataset_size,
     machine_info,
     save_figures,
     server,
+    start,
     versions,
 )
 
@@ -306,14 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-deflate", action="store_true", help="sockets without permessage-deflate")
     parser.add_argument("--notes", default="", help="free text saved with the figures")
     args = parser.parse_args(argv)
-    if args.queue in ("helpdesk", "celery"):
-        parser.error("use a queue no worker consumes: the benchmark purges it")
-
-    env = configure_environment(args.database_url, args.queue)
-    import django
-
-    django.setup()
-    return report(args, env)
+    return start(parser, args, report)
 
 
 def report(args: argparse.Namespace, env: dict[str, str]) -> int:

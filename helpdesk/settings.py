@@ -89,7 +89,7 @@ CONN_MAX_AGE = env.str("CONN_MAX_AGE", default="")
 DATABASES["default"]["CONN_MAX_AGE"] = int(CONN_MAX_AGE) if CONN_MAX_AGE else None
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DATABASES["default"].setdefault("OPTIONS", {})
-# Names each process kind in pg_stat_activity (helpdesk-web, helpdesk-realtime, helpdesk-worker).
+# Names each process kind in pg_stat_activity: helpdesk-web and helpdesk-realtime set their own.
 DATABASES["default"]["OPTIONS"]["application_name"] = env("DATABASE_APPLICATION_NAME", default="helpdesk")
 # Server-side limit on one statement (PostgreSQL units: 30s, 500ms); the web tier sets one.
 STATEMENT_TIMEOUT = env("DATABASE_STATEMENT_TIMEOUT", default="")
@@ -234,7 +234,8 @@ REALTIME_TOKEN_MAX_AGE = env.int("REALTIME_TOKEN_MAX_AGE", default=60)
 # A socket is closed (code 4000) after about this long; the client reconnects, its access checked again.
 REALTIME_SOCKET_MAX_AGE = env.int("REALTIME_SOCKET_MAX_AGE", default=3600)
 
-# GET /healthz fails (503) past these: events older than a minute still unpublished, failed envelopes.
+# GET /healthz fails (503) past this many events unpublished for over a minute, and warns (still 200) past
+# this many failed inbound envelopes.
 HEALTH_MAX_OUTBOX_BACKLOG = env.int("HEALTH_MAX_OUTBOX_BACKLOG", default=100)
 HEALTH_MAX_FAILED_ENVELOPES = env.int("HEALTH_MAX_FAILED_ENVELOPES", default=0)
 
