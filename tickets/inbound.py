@@ -35,7 +35,6 @@ from tickets.models import (
     InboundEnvelope,
     Message,
     MessageKind,
-    Priority,
     Status,
     Ticket,
     TicketEvent,
@@ -237,38 +236,34 @@ def _store(
     if rejected:
         channel_data["rejected_attachments"] = rejected
     message = writes.insert(
-        Message,
         [
-            {
-                "ticket_id": ticket_id,
-                "direction": Direction.IN,
-                "kind": inbound.kind,
-                "channel": inbound.channel,
-                "customer_id": customer_id,
-                "body_text": inbound.text or text_from_html(html),
-                "body_html": html,
-                "external_id": external_id,
-                "channel_data": channel_data,
-                "delivery_status": "",
-                "delivery_error": "",
-                "created_at": now,
-                "sent_at": inbound.sent_at,
-            }
-        ],
+            Message(
+                ticket_id=ticket_id,
+                direction=Direction.IN,
+                kind=inbound.kind,
+                channel=inbound.channel,
+                customer_id=customer_id,
+                body_text=inbound.text or text_from_html(html),
+                body_html=html,
+                external_id=external_id,
+                channel_data=channel_data,
+                created_at=now,
+                sent_at=inbound.sent_at,
+            )
+        ]
     )
     happened.append((events.MESSAGE_RECEIVED, {}))
     new_events = writes.insert(
-        TicketEvent,
         [
-            {
-                "ticket_id": ticket_id,
-                "name": name,
-                "message_id": message.id if name == events.MESSAGE_RECEIVED else None,
-                "changes": what_changed,
-                "created_at": now,
-            }
+            TicketEvent(
+                ticket_id=ticket_id,
+                name=name,
+                message_id=message.id if name == events.MESSAGE_RECEIVED else None,
+                changes=what_changed,
+                created_at=now,
+            )
             for name, what_changed in happened
-        ],
+        ]
     )
     writes.execute()
     if ticket_created:
@@ -296,28 +291,18 @@ def _first_contact(writes: Writes, inbound: InboundMessage, address: str, *, now
     """The new customer and their identity. Should another process add this identity first, the
     statement fails on the unique (channel, address) and receive() looks again."""
     customer = writes.insert(
-        Customer,
-        [
-            {
-                "name": inbound.sender_name[:200],
-                "locale": inbound.sender_locale[:8],
-                "timezone": "",
-                "notes": "",
-                "created_at": now,
-            }
-        ],
+        [Customer(name=inbound.sender_name[:200], locale=inbound.sender_locale[:8], created_at=now)]
     )
     writes.insert(
-        Identity,
         [
-            {
-                "customer_id": customer.id,
-                "channel": inbound.channel,
-                "address": address,
-                "display_name": inbound.sender_name[:200],
-                "created_at": now,
-            }
-        ],
+            Identity(
+                customer_id=customer.id,
+                channel=inbound.channel,
+                address=address,
+                display_name=inbound.sender_name[:200],
+                created_at=now,
+            )
+        ]
     )
     return customer.id
 
@@ -334,22 +319,17 @@ def _open_ticket(
     if not subject and inbound.kind == MessageKind.CALL:
         subject = f"Call from {inbound.sender_address}"
     return writes.insert(
-        Ticket,
         [
-            {
-                "subject": subject[:255],
-                "status": Status.NEW,
-                "priority": Priority.NORMAL,
-                "channel": inbound.channel,
-                "customer_id": customer_id,
-                "tags": [],
-                "custom_fields": {},
-                "thread_key": inbound.thread_key[:255],
-                "follow_up_of_id": follow_up_of.pk if follow_up_of else None,
-                "team_id": follow_up_of.team_id if follow_up_of else None,
-                "created_at": now,
-                "updated_at": now,
-            }
+            Ticket(
+                subject=subject[:255],
+                channel=inbound.channel,
+                customer_id=customer_id,
+                thread_key=inbound.thread_key[:255],
+                follow_up_of_id=follow_up_of.pk if follow_up_of else None,
+                team_id=follow_up_of.team_id if follow_up_of else None,
+                created_at=now,
+                updated_at=now,
+            )
         ],
         returning=("number",),
     )

@@ -4,9 +4,9 @@ Building a query through the ORM costs about 0.7 ms of Python per statement on t
 this runs on, and every statement is a round trip with its own parse, plan and executor start
 (bench/RESULTS.md). `Writes` sends the rows one inbound message needs (customer, identity, ticket,
 message, events) as one statement: a chain of data-modifying CTEs in which a later row can take an
-earlier row's new id. The SQL is built once per shape and cached; Django's fields prepare the values
-(JSON, arrays, aware datetimes). Every column without a database default must be given (checked once
-per shape), so a row is what the ORM would have written.
+earlier row's new id. Each row is a model instance, so Django's defaults apply and its fields prepare
+every value (`pre_save`, then `get_db_prep_save`, as `save()` does): a row is what the ORM would have
+written, whatever fields the model gains. The SQL is built once per shape and cached.
 
 Both the chains and receive()'s lookup run as prepared statements (`Prepared`): PostgreSQL parses and
 plans them once per connection instead of on every message, which was half of their cost. They assume
@@ -22,7 +22,7 @@ import hashlib
 import re
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache, partial
 from typing import Any, Generic, TypeVar
 
@@ -41,17 +41,19 @@ class NewId:
 
 @dataclass(eq=False)
 class Inserted(Generic[M]):
-    """The rows of one insert; `instances` are filled in by `Writes.execute()`."""
+    """The instances of one insert; `Writes.execute()` gives them their ids and `returning` columns."""
 
-    model: type[M]
-    rows: list[dict[str, Any]]
+    instances: list[M]
     returning: tuple[str, ...]
     step: int
-    instances: list[M] = field(default_factory=list)
+
+    @property
+    def model(self) -> type[M]:
+        return type(self.instances[0])
 
     @property
     def id(self) -> NewId:
-        if len(self.rows) != 1:
+        if len(self.instances) != 1:
             raise ValueError("only a single-row insert's id can be referenced")
         return NewId(self.step)
 
@@ -75,22 +77,24 @@ class Writes:
     statement prepared on every connection), not for bulk loads.
 
     writes = Writes()
-    customer = writes.insert(Customer, [{"name": "Ivan", ...}])
-    writes.insert(Identity, [{"customer_id": customer.id, ...}])
+    customer = writes.insert([Customer(name="Ivan")])
+    writes.insert([Identity(customer_id=customer.id, channel="email", address="ivan@example.com")])
     writes.execute()
     customer.instance.pk
+
+    A foreign key given as a `NewId` (on its attname, `customer_id`) takes that earlier row's id.
     """
 
     def __init__(self) -> None:
         self._steps: list[Inserted | _Update] = []
 
-    def insert(
-        self, model: type[M], rows: list[dict[str, Any]], *, returning: tuple[str, ...] = ()
-    ) -> Inserted[M]:
-        """Rows all with the same keys. `returning` names database-filled columns to read back."""
-        if not rows:
+    def insert(self, instances: list[M], *, returning: tuple[str, ...] = ()) -> Inserted[M]:
+        """New instances of one model. `returning` names database-filled columns to read back."""
+        if not instances:
             raise ValueError("nothing to insert")
-        inserted = Inserted(model, rows, returning, step=len(self._steps))
+        if len({type(instance) for instance in instances}) != 1:
+            raise ValueError("one insert takes instances of one model")
+        inserted = Inserted(instances, returning, step=len(self._steps))
         self._steps.append(inserted)
         return inserted
 
@@ -103,23 +107,28 @@ class Writes:
     def execute(self) -> None:
         if not self._steps:
             raise ValueError("nothing to write")
-        sql = _chain_sql(tuple(_shape(step) for step in self._steps))
         params: list[Any] = []
+        shapes = []
         for step in self._steps:
             if isinstance(step, _Update):
                 meta = step.instance._meta
                 params.extend(_prepared(meta.get_field(name), value) for name, value in step.values.items())
                 params.append(step.instance.pk)
+                shapes.append(("update", type(step.instance), tuple(step.values)))
                 continue
-            fields = [(name, step.model._meta.get_field(name)) for name in step.rows[0]]
+            fields = _inserted_fields(step.model)
+            # pre_save as save() calls it for a new row: it fills auto_now_add times and the like.
+            rows = [[f.pre_save(instance, True) for f in fields] for instance in step.instances]
             params.extend(
-                _prepared(model_field, row[name])
-                for row in step.rows
-                for name, model_field in fields
-                if not isinstance(row[name], NewId)
+                _prepared(model_field, value)
+                for row in rows
+                for model_field, value in zip(fields, row, strict=True)
+                if not isinstance(value, NewId)
             )
+            sources = tuple(tuple(v.step if isinstance(v, NewId) else None for v in row) for row in rows)
+            shapes.append(("insert", step.model, sources, step.returning))
         with connection.cursor() as cursor:
-            sql.execute(cursor, params)
+            _chain_sql(tuple(shapes)).execute(cursor, params)
             returned = iter(cursor.fetchone())
         new_ids: dict[int, int] = {}
         for step in self._steps:
@@ -130,14 +139,16 @@ class Writes:
             pks = next(returned)
             extra = {name: next(returned) for name in step.returning}
             new_ids[step.step] = pks[0]
-            for number, (row, pk) in enumerate(zip(step.rows, pks, strict=True)):
-                values = {name: new_ids[v.step] if isinstance(v, NewId) else v for name, v in row.items()}
-                values.update((name, extra[name][number]) for name in step.returning)
-                instance = step.model(**values)
+            for number, (instance, pk) in enumerate(zip(step.instances, pks, strict=True)):
+                for model_field in _inserted_fields(step.model):
+                    value = getattr(instance, model_field.attname)
+                    if isinstance(value, NewId):
+                        setattr(instance, model_field.attname, new_ids[value.step])
+                for name in step.returning:
+                    setattr(instance, step.model._meta.get_field(name).attname, extra[name][number])
                 instance.pk = pk
                 instance._state.adding = False
                 instance._state.db = connection.alias
-                step.instances.append(instance)
 
 
 def insert_unless_exists(instance: models.Model, *, unique: tuple[str, ...]) -> bool:
@@ -206,17 +217,6 @@ def _prepared(model_field: models.Field, value: Any) -> Any:
     return model_field.get_db_prep_save(value, connection)
 
 
-def _shape(step: Inserted | _Update) -> tuple:
-    """What the SQL text depends on: the model, the columns, and which values are earlier rows' ids."""
-    if isinstance(step, _Update):
-        return ("update", type(step.instance), tuple(step.values), ())
-    names = tuple(step.rows[0])
-    sources = tuple(
-        tuple(row[name].step if isinstance(row[name], NewId) else None for name in names) for row in step.rows
-    )
-    return ("insert", step.model, names, sources, step.returning)
-
-
 @cache
 def _chain_sql(shape: tuple) -> Prepared:
     """One statement for a chain of writes: step N is the CTE wN; the SELECT returns each insert's
@@ -224,17 +224,17 @@ def _chain_sql(shape: tuple) -> Prepared:
     """
     quote = connection.ops.quote_name
     ctes, results = [], []
-    for number, (kind, model, names, *rest) in enumerate(shape):
+    for number, (kind, model, *rest) in enumerate(shape):
         meta = model._meta
         table = quote(meta.db_table)
         pk = quote(meta.pk.column)
-        columns = [quote(meta.get_field(name).column) for name in names]
         if kind == "update":
-            assignments = ", ".join(f"{column} = %s" for column in columns)
+            (names,) = rest
+            assignments = ", ".join(f"{quote(meta.get_field(name).column)} = %s" for name in names)
             ctes.append(f"w{number} AS (UPDATE {table} SET {assignments} WHERE {pk} = %s)")
             continue
         sources, returning = rest
-        _check_complete(model, names)
+        columns = [quote(f.column) for f in _inserted_fields(model)]
         rows = ", ".join("(" + ", ".join(_value(shape, source) for source in row) + ")" for row in sources)
         returned = [pk, *(quote(meta.get_field(name).column) for name in returning)]
         ctes.append(
@@ -253,17 +253,15 @@ def _value(shape: tuple, source: int | None) -> str:
     return f"(SELECT {pk} FROM w{source})"
 
 
-def _check_complete(model: type[models.Model], names: tuple[str, ...]) -> None:
-    # The database fills only NULL and db_default columns: every other one must be given, or the row
-    # would differ from what the ORM writes (Python defaults are not in the schema).
-    given = {model._meta.get_field(name) for name in names}
-    missing = [
-        f.name
+@cache
+def _inserted_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
+    """Every column an INSERT gives: all but the primary key and the columns only the database fills
+    (a `db_default` without a Python default, such as the ticket number's sequence)."""
+    return tuple(
+        f
         for f in model._meta.concrete_fields
-        if f not in given and not f.primary_key and not f.null and not f.has_db_default()
-    ]
-    if missing:
-        raise ValueError(f"Writes.insert({model.__name__}) needs values for {missing}")
+        if not f.primary_key and not (f.has_db_default() and not f.has_default())
+    )
 
 
 _NO_SUCH_PREPARED_STATEMENT = "26000"

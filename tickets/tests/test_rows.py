@@ -1,11 +1,11 @@
 """tickets.rows: chained writes store what the ORM would; prepared statements; loading raw rows."""
 
 import pytest
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, connection, models
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from tickets.models import Customer, Identity, InboundEnvelope, Team, Ticket, TicketEvent
+from tickets.models import Customer, Identity, InboundEnvelope, Message, Team, Ticket, TicketEvent
 from tickets.rows import Prepared, Writes, columns, insert_unless_exists, load
 
 pytestmark = pytest.mark.django_db
@@ -15,20 +15,16 @@ def test_written_rows_read_back_through_the_orm_unchanged(ivan):
     now = timezone.now()
     writes = Writes()
     inserted = writes.insert(
-        Ticket,
         [
-            {
-                "subject": "Счёт",
-                "status": "new",
-                "priority": "normal",
-                "channel": "email",
-                "customer_id": ivan.pk,
-                "tags": ["vip", "billing"],
-                "custom_fields": {"order": 42, "note": "ёж"},
-                "thread_key": "",
-                "created_at": now,
-                "updated_at": now,
-            }
+            Ticket(
+                subject="Счёт",
+                channel="email",
+                customer_id=ivan.pk,
+                tags=["vip", "billing"],
+                custom_fields={"order": 42, "note": "ёж"},
+                created_at=now,
+                updated_at=now,
+            )
         ],
         returning=("number",),
     )
@@ -49,55 +45,95 @@ def test_written_rows_read_back_through_the_orm_unchanged(ivan):
     assert Ticket.objects.get(pk=ticket.pk).status == "open" == stored.status
 
 
-def test_a_row_missing_a_required_column_is_refused_before_reaching_the_database():
+def _row(model: type[models.Model], pk: int) -> dict[str, object]:
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT * FROM {table} WHERE id = %s", [pk])  # noqa: S608
+        names = [column.name for column in cursor.description]
+        return dict(zip(names, cursor.fetchone(), strict=True))
+
+
+def _same_row_through_writes_and_the_orm(model: type[models.Model], **given: object) -> None:
+    """Write `given` once through Writes and once through Model.objects.create(): every column but the
+    id, the ticket number's sequence and write-time stamps must hold the same value."""
     writes = Writes()
-    writes.insert(Customer, [{"name": "Half", "locale": "", "timezone": "", "created_at": timezone.now()}])
-    with pytest.raises(ValueError, match="notes"):
-        writes.execute()
+    inserted = writes.insert([model(**given)])
+    writes.execute()
+    through_writes = _row(model, inserted.instance.pk)
+    # Gone again before the ORM writes the same unique values.
+    model.objects.filter(pk=inserted.instance.pk).delete()
+    through_orm = _row(model, model.objects.create(**given).pk)
+    # Set at write time by the field itself (auto_now_add), so only its presence can match.
+    stamped = [f.column for f in model._meta.concrete_fields if getattr(f, "auto_now_add", False)]
+    for column in ("id", "number", *stamped):
+        assert (through_writes.pop(column, None) is None) == (through_orm.pop(column, None) is None)
+    assert through_writes == through_orm
+
+
+def test_every_ingest_model_is_written_as_the_orm_writes_it_with_django_defaults(ivan):
+    # Only the fields receive() sets are given: defaults the models declare (status, priority, tags,
+    # custom fields, kind, channel data, times …) must come out as the ORM's, field by field.
+    now = timezone.now()
+    ticket = Ticket.objects.create(subject="Счёт", channel="email", customer=ivan)
+    _same_row_through_writes_and_the_orm(Customer, name="Пётр", locale="ru", created_at=now)
+    _same_row_through_writes_and_the_orm(
+        Identity, customer_id=ivan.pk, channel="telegram", address="777", created_at=now
+    )
+    _same_row_through_writes_and_the_orm(
+        Ticket, subject="Заказ", channel="telegram", customer_id=ivan.pk, created_at=now, updated_at=now
+    )
+    _same_row_through_writes_and_the_orm(
+        Message,
+        ticket_id=ticket.pk,
+        direction="in",
+        channel="email",
+        customer_id=ivan.pk,
+        body_text="Привет",
+        external_id="m-1",
+        created_at=now,
+    )
+    _same_row_through_writes_and_the_orm(
+        TicketEvent,
+        ticket_id=ticket.pk,
+        name="ticket.updated",
+        changes={"status": ["new", "open"]},
+        created_at=now,
+    )
 
 
 def test_a_chain_of_writes_links_new_rows_by_id_in_one_statement():
     now = timezone.now()
     writes = Writes()
-    customer = writes.insert(
-        Customer, [{"name": "Пётр", "locale": "ru", "timezone": "", "notes": "", "created_at": now}]
-    )
+    customer = writes.insert([Customer(name="Пётр", locale="ru", created_at=now)])
     writes.insert(
-        Identity,
         [
-            {
-                "customer_id": customer.id,
-                "channel": "telegram",
-                "address": "777",
-                "display_name": "Пётр",
-                "created_at": now,
-            }
-        ],
+            Identity(
+                customer_id=customer.id,
+                channel="telegram",
+                address="777",
+                display_name="Пётр",
+                created_at=now,
+            )
+        ]
     )
     ticket = writes.insert(
-        Ticket,
         [
-            {
-                "subject": "Заказ",
-                "status": "new",
-                "priority": "normal",
-                "channel": "telegram",
-                "customer_id": customer.id,
-                "tags": [],
-                "custom_fields": {},
-                "thread_key": "777",
-                "created_at": now,
-                "updated_at": now,
-            }
+            Ticket(
+                subject="Заказ",
+                channel="telegram",
+                customer_id=customer.id,
+                thread_key="777",
+                created_at=now,
+                updated_at=now,
+            )
         ],
         returning=("number",),
     )
     events = writes.insert(
-        TicketEvent,
         [
-            {"ticket_id": ticket.id, "name": name, "message_id": None, "changes": {}, "created_at": now}
+            TicketEvent(ticket_id=ticket.id, name=name, created_at=now)
             for name in ("ticket.created", "ticket.updated")
-        ],
+        ]
     )
 
     with CaptureQueriesContext(connection) as queries:
@@ -114,11 +150,12 @@ def test_a_chain_of_writes_links_new_rows_by_id_in_one_statement():
         stored.events.order_by("id").values_list("id", flat=True)
     )
     assert [event.name for event in events.instances] == ["ticket.created", "ticket.updated"]
+    assert all(event.ticket_id == stored.pk for event in events.instances)
 
 
 def test_only_a_single_row_insert_can_be_referenced():
     writes = Writes()
-    two = writes.insert(Team, [{"name": "A", "created_at": timezone.now()}] * 2)
+    two = writes.insert([Team(name="A"), Team(name="B")])
     with pytest.raises(ValueError, match="single-row"):
         _ = two.id
 
