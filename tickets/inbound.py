@@ -18,6 +18,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from helpdesk import events
+from tickets import lifecycle
 from tickets.channels import InboundMessage, parser_for
 from tickets.content import (
     attachment_too_large,
@@ -27,6 +28,7 @@ from tickets.content import (
     text_from_html,
 )
 from tickets.identities import normalize_address
+from tickets.lifecycle import Happening, TicketState, Transition
 from tickets.models import (
     Customer,
     Direction,
@@ -42,13 +44,6 @@ from tickets.models import (
 from tickets.rows import Inserted, NewId, Prepared, Writes, columns, insert_unless_exists, load
 
 logger = logging.getLogger(__name__)
-
-# A customer's message moves a ticket waiting on them (or solved) back to open.
-_STATUS_AFTER_CUSTOMER_MESSAGE = {
-    Status.PENDING: Status.OPEN,
-    Status.ON_HOLD: Status.OPEN,
-    Status.SOLVED: Status.OPEN,
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,9 +207,14 @@ def _store(
     else:
         customer_id = _first_contact(writes, inbound, address, now=now)
     ticket = found.ticket
-    if ticket is not None and ticket.status == Status.CLOSED:
-        ticket = _open_follow_up(ticket) or ticket
-    ticket_created = ticket is None or ticket.status == Status.CLOSED
+    transition = None
+    if ticket is not None:
+        transition = lifecycle.next_state(TicketState.of(ticket), Happening.CUSTOMER_MESSAGE, now=now)
+        follow_up = _open_follow_up(ticket) if transition.follow_up else None
+        if follow_up is not None:
+            ticket = follow_up
+            transition = lifecycle.next_state(TicketState.of(ticket), Happening.CUSTOMER_MESSAGE, now=now)
+    ticket_created = transition is None or transition.follow_up
     if ticket_created:
         new_ticket = _open_ticket(writes, inbound, customer_id, follow_up_of=ticket, now=now)
         ticket_id: int | NewId = new_ticket.id
@@ -224,7 +224,7 @@ def _store(
         happened = [(events.TICKET_CREATED, changes)]
     else:
         ticket_id = ticket.pk
-        happened = _apply_customer_message(writes, ticket, now=now)
+        happened = _apply_customer_message(writes, ticket, transition, now=now)
     html = sanitize_html(inbound.html)
     storable, rejected = [], []
     for item in inbound.attachments:
@@ -336,18 +336,15 @@ def _open_ticket(
 
 
 def _apply_customer_message(
-    writes: Writes, ticket: Ticket, *, now: datetime
+    writes: Writes, ticket: Ticket, transition: Transition, *, now: datetime
 ) -> list[tuple[str, dict[str, Any]]]:
-    """Expects `ticket` locked. Bumps updated_at and reopens a ticket that waited on the customer."""
-    new_status = _STATUS_AFTER_CUSTOMER_MESSAGE.get(ticket.status)
-    if new_status is None:
+    """Expects `ticket` locked. Bumps updated_at and applies the lifecycle's transition (a reopen)."""
+    if not transition.changes:
         writes.update(ticket, updated_at=now)
         return []
-    changes: dict[str, Any] = {"status": [ticket.status, new_status]}
-    if ticket.status == Status.SOLVED:
-        changes["solved_at"] = [ticket.solved_at.isoformat() if ticket.solved_at else None, None]
-    writes.update(ticket, updated_at=now, status=new_status, solved_at=None)
-    return [(events.TICKET_UPDATED, changes)]
+    after = transition.state
+    writes.update(ticket, updated_at=now, status=after.status, solved_at=after.solved_at)
+    return [(events.TICKET_UPDATED, transition.changes)]
 
 
 def store_envelope(

@@ -2,10 +2,16 @@
 
 Every public service locks the ticket, changes the row, writes one `TicketEvent` with before → after,
 and publishes it on commit. It returns the event, or None when nothing changed.
+
+This module is also the one state machine: `next_state()` says what any happening (an agent's status
+change or reply, a customer's message, a failed delivery) does to a ticket's status, for the services
+here and in `tickets.replies`, and for the ingest path in `tickets.inbound`.
 """
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +44,7 @@ def update(
         now = timezone.now()
         changes: dict[str, list[Any]] = {}
         if status is not _UNSET:
-            changes.update(move_status(locked, status, now=now))
+            changes.update(apply(locked, Happening.STATUS_SET, now=now, status=status).changes)
         if priority is not _UNSET and priority != locked.priority:
             changes["priority"] = [locked.priority, priority]
             locked.priority = priority
@@ -89,24 +95,98 @@ def normalize_tags(tags: list[str]) -> list[str]:
     return sorted({"_".join(tag.strip().lower().split()) for tag in tags if tag and tag.strip()})
 
 
-def move_status(ticket: Ticket, status: str, *, now: datetime) -> dict[str, list[Any]]:
-    """Expects `ticket` locked. Moves it to `status`, keeping solved_at/closed_at true to the status."""
-    if status == ticket.status:
-        return {}
-    if ticket.status == Status.CLOSED:
+class Happening(enum.Enum):
+    """What happened to a ticket, whoever caused it."""
+
+    STATUS_SET = "status set"  # an agent (or, later, a rule) sets the status
+    AGENT_REPLY = "agent reply"  # a public answer, with or without a status asked for
+    CUSTOMER_MESSAGE = "customer message"
+    DELIVERY_FAILED = "delivery failed"  # an answer could not be delivered, for good
+
+
+@dataclass(frozen=True, slots=True)
+class TicketState:
+    status: str
+    solved_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @classmethod
+    def of(cls, ticket: Ticket) -> TicketState:
+        return cls(ticket.status, ticket.solved_at, ticket.closed_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    state: TicketState  # after the happening
+    changes: dict[str, list[Any]] = field(default_factory=dict)  # before → after, for the ticket's event
+    follow_up: bool = False  # the ticket is closed: the message opens a follow-up ticket instead
+
+
+# A customer writing means the ticket waits on us again; so does an answer that never reached them.
+_REOPENED_BY = {
+    Happening.CUSTOMER_MESSAGE: {Status.PENDING, Status.ON_HOLD, Status.SOLVED},
+    Happening.DELIVERY_FAILED: {Status.PENDING, Status.SOLVED},
+}
+
+
+def next_state(
+    current: TicketState, happened: Happening, *, now: datetime, status: str | None = None
+) -> Transition:
+    """Pure: the ticket's state after `happened`. `status` is the status asked for (STATUS_SET, and
+    optionally AGENT_REPLY). Raises InvalidTransition (or TicketClosed) for what may not happen."""
+    if happened is Happening.CUSTOMER_MESSAGE and current.status == Status.CLOSED:
+        return Transition(current, follow_up=True)
+    if happened in _REOPENED_BY:
+        if current.status in _REOPENED_BY[happened]:
+            return _moved(current, Status.OPEN, now=now)
+        return Transition(current)
+    if happened is Happening.AGENT_REPLY:
+        if current.status == Status.CLOSED:
+            raise TicketClosed()
+        if status is None:
+            # Answering a new ticket opens it; otherwise an answer leaves the status as it is.
+            return (
+                _moved(current, Status.OPEN, now=now) if current.status == Status.NEW else Transition(current)
+            )
+    if status is None:
+        raise InvalidTransition("No status was given")
+    return _moved(current, status, now=now)
+
+
+def _moved(current: TicketState, status: str, *, now: datetime) -> Transition:
+    """Move to `status`, keeping solved_at/closed_at true to it."""
+    if status == current.status:
+        return Transition(current)
+    if current.status == Status.CLOSED:
         raise InvalidTransition("A closed ticket cannot change; a new message starts a follow-up ticket")
+    if status not in Status.values:
+        raise InvalidTransition(f"No such status: {status}")
     if status == Status.NEW:
         raise InvalidTransition("A ticket cannot go back to new")
-    changes: dict[str, list[Any]] = {"status": [ticket.status, status]}
+    changes: dict[str, list[Any]] = {"status": [current.status, status]}
+    solved_at, closed_at = current.solved_at, current.closed_at
     if status == Status.SOLVED:
-        ticket.solved_at = now
-        changes["solved_at"] = [None, now.isoformat()]
-    elif ticket.status == Status.SOLVED and status != Status.CLOSED:
-        changes["solved_at"] = [ticket.solved_at.isoformat() if ticket.solved_at else None, None]
-        ticket.solved_at = None
+        solved_at = now
+        changes["solved_at"] = [_iso(current.solved_at), now.isoformat()]
+    elif current.status == Status.SOLVED and status != Status.CLOSED:
+        solved_at = None
+        changes["solved_at"] = [_iso(current.solved_at), None]
     if status == Status.CLOSED:
-        ticket.closed_at = now
-        if ticket.solved_at is None:
-            ticket.solved_at = now
-    ticket.status = status
-    return changes
+        closed_at = now
+        solved_at = solved_at or now
+    return Transition(TicketState(status, solved_at, closed_at), changes)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def apply(ticket: Ticket, happened: Happening, *, now: datetime, status: str | None = None) -> Transition:
+    """Expects `ticket` locked. Sets the state `next_state()` gives on the instance (the caller saves)."""
+    transition = next_state(TicketState.of(ticket), happened, now=now, status=status)
+    ticket.status, ticket.solved_at, ticket.closed_at = (
+        transition.state.status,
+        transition.state.solved_at,
+        transition.state.closed_at,
+    )
+    return transition

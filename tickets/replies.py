@@ -19,10 +19,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from helpdesk import events
+from tickets import lifecycle
 from tickets.channels import DeliveryError, OutboundAttachment, OutboundMessage, adapter_class_for
 from tickets.content import sanitize_html, text_from_html
-from tickets.exceptions import NotAnAgent, TicketClosed, UnknownChannel
-from tickets.lifecycle import move_status, normalize_tags
+from tickets.exceptions import NotAnAgent, UnknownChannel
+from tickets.lifecycle import Happening, normalize_tags
 from tickets.models import (
     Customer,
     DeliveryAttempt,
@@ -32,7 +33,6 @@ from tickets.models import (
     Message,
     MessageKind,
     Priority,
-    Status,
     Team,
     Ticket,
     TicketEvent,
@@ -58,9 +58,8 @@ def send_reply(
     """Queue a public answer to the customer on the ticket's channel; optionally set the status too."""
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
-        if locked.status == Status.CLOSED:
-            raise TicketClosed()
         now = timezone.now()
+        changes = lifecycle.apply(locked, Happening.AGENT_REPLY, now=now, status=status).changes
         clean_html = sanitize_html(html)
         message = Message.objects.create(
             ticket=locked,
@@ -73,13 +72,9 @@ def send_reply(
             delivery_status=DeliveryStatus.QUEUED,
             created_at=now,
         )
-        changes = {}
         if locked.first_response_at is None:
             changes["first_response_at"] = [None, now.isoformat()]
             locked.first_response_at = now
-        new_status = status or (Status.OPEN if locked.status == Status.NEW else None)
-        if new_status:
-            changes.update(move_status(locked, new_status, now=now))
         locked.updated_at = now
         locked.save()
         new_events = [
@@ -257,17 +252,35 @@ def _record(
             update_fields=["delivery_status", "delivery_error", "external_id", "sent_at", "next_attempt_at"]
         )
         if name:
-            event = TicketEvent.objects.create(
-                ticket_id=message.ticket_id,
-                name=name,
-                message=message,
-                changes={"delivery_status": [DeliveryStatus.SENDING, message.delivery_status]}
-                | ({"error": [None, failure.reason]} if failure else {}),
-                created_at=now,
-            )
-            events.publish_on_commit([event])
+            new_events = [
+                TicketEvent.objects.create(
+                    ticket_id=message.ticket_id,
+                    name=name,
+                    message=message,
+                    changes={"delivery_status": [DeliveryStatus.SENDING, message.delivery_status]}
+                    | ({"error": [None, failure.reason]} if failure else {}),
+                    created_at=now,
+                )
+            ]
+            if result.outcome is Outcome.FAILED:
+                new_events.extend(_reopen_after_failed_delivery(message.ticket_id, now=now))
+            events.publish_on_commit(new_events)
     logger.info("Delivery of message %s: %s (attempt %s)", message_id, result.outcome.value, attempt.pk)
     return result
+
+
+def _reopen_after_failed_delivery(ticket_id: int, *, now: datetime) -> list[TicketEvent]:
+    """Expects to run in _record's transaction. The customer never got the answer, so a ticket that
+    waited on them (or was solved by that answer) waits on an agent again."""
+    ticket = Ticket.objects.select_for_update().get(pk=ticket_id)
+    changes = lifecycle.apply(ticket, Happening.DELIVERY_FAILED, now=now).changes
+    if not changes:
+        return []
+    ticket.updated_at = now
+    ticket.save(update_fields=["status", "solved_at", "updated_at"])
+    return [
+        TicketEvent.objects.create(ticket=ticket, name=events.TICKET_UPDATED, changes=changes, created_at=now)
+    ]
 
 
 def due_retries(*, now: datetime | None = None, limit: int = 500) -> list[int]:

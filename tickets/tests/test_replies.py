@@ -452,3 +452,20 @@ def test_due_retries_leaves_notes_and_inbound_messages_out(ticket, alice):
     due = replies.due_retries(now=timezone.now() + timedelta(hours=1))
 
     assert due == [reply.pk]
+
+
+@pytest.mark.parametrize(
+    ("waiting", "after"), [(Status.PENDING, Status.OPEN), (Status.ON_HOLD, Status.ON_HOLD)]
+)
+def test_an_answer_that_cannot_be_delivered_puts_a_pending_ticket_back_on_the_agents(
+    email_adapter, ticket, alice, captured_events, waiting, after
+):
+    email_adapter("BlockedAdapter")
+    message = replies.send_reply(ticket, actor=alice, text="Ждём ваш ответ", status=waiting)
+
+    assert replies.deliver(message.pk).outcome is Outcome.FAILED
+
+    ticket.refresh_from_db()
+    assert ticket.status == after
+    reopened = TicketEvent.objects.filter(name=events.TICKET_UPDATED, changes__status=[waiting, Status.OPEN])
+    assert reopened.exists() == (after != waiting)
