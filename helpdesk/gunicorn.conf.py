@@ -42,8 +42,10 @@ limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
 
-# TLS ends at the reverse proxy, which sets X-Forwarded-Proto; the web port is not published beyond it.
-forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS") or "*"
+# TLS ends at the reverse proxy, which sets X-Forwarded-Proto and X-Forwarded-For. Both are believed only from
+# TRUSTED_PROXIES (addresses or networks, comma-separated; default loopback), the one list Django reads too
+# (settings.py) to tell clients apart when it counts failed sign-ins.
+forwarded_allow_ips = os.environ.get("TRUSTED_PROXIES") or "127.0.0.1,::1"
 accesslog = os.environ.get("WEB_ACCESS_LOG") or "-"
 # No runtime control socket: by default every instance on a host would share one path under $HOME.
 control_socket_disable = True

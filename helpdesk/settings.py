@@ -5,7 +5,9 @@ One code path everywhere: PostgreSQL and Redis, never SQLite or an in-memory bro
 servers (helpdesk/embedded.py) when the machine has none.
 """
 
+import ipaddress
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -40,6 +42,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "axes",
     "tickets",
     "channels_in",
     "sla",
@@ -60,6 +63,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "helpdesk.middleware.StatementTimeoutMiddleware",
+    # Last, as django-axes asks: turns a sign-in refused for a lockout into its answer (helpdesk.signin).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "helpdesk.urls"
@@ -107,6 +112,32 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "admin:login"
+
+# Password guessing: django-axes counts failed sign-ins through Django's authenticate() (its backend refuses
+# a locked sign-in; its user_login_failed receiver counts the failure), so the API token endpoint, the admin
+# login and any Django auth view share one lockout. Its database handler keeps the counts in PostgreSQL:
+# signing in needs no Redis. LOGIN_FAILURE_LIMIT failures from one client address, or against one account
+# from any address, lock that address or account until LOGIN_LOCKOUT_MINUTES have passed since its last
+# failure (README, "Signing in behind a proxy").
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_CLIENT_IP_CALLABLE = "helpdesk.signin.client_address"
+AXES_LOCKOUT_CALLABLE = "helpdesk.signin.lockout_response"
+# Reverse proxies whose X-Forwarded-For (and X-Forwarded-Proto, for gunicorn) is believed: addresses or
+# networks, comma-separated. gunicorn.conf.py reads the same variable. From anyone else the header is the
+# client's own word, and the peer address is the client.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=["127.0.0.1", "::1"])
+try:
+    for _proxy in TRUSTED_PROXIES:
+        ipaddress.ip_network(_proxy, strict=False)
+except ValueError as error:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES: {error}") from error
 
 LANGUAGE_CODE = env("DEFAULT_LANGUAGE", default="en")
 LANGUAGES = [("en", "English"), ("ru", "Русский")]
@@ -159,7 +190,6 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "tickets.api.errors.exception_handler",
-    "DEFAULT_THROTTLE_RATES": {"login": env("LOGIN_RATE", default="10/min")},
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
@@ -181,7 +211,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
-# Shared by every web process: login throttling (and later live presence) must see all of them.
+# Shared by every web process (later: live presence). Signing in does not depend on it (AXES_HANDLER).
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 # Celery spells a unix-socket Redis differently from redis-py (the embedded Redis listens on one).
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=celery_broker_url(REDIS_URL))

@@ -17,7 +17,7 @@ STATIC_ROOT = tempfile.mkdtemp(prefix="helpdesk-test-static-")
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 # Publish each transaction's events at commit, so tests see them without waiting for a batch.
 EVENTS_PUBLISH_DELAY = 0
-# Per-process cache: parallel test workers must not share login throttling counters through Redis.
+# Per-process cache: parallel test workers must not share cached values through Redis.
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 # Channel-layer groups of each test process's own on the shared Redis, so parallel test workers never hear
 # each other's events; the servers a test starts are handed its prefix (conftest.server_environment).
