@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import itertools
+import json
 import os
 import socket
 import subprocess
@@ -150,7 +151,7 @@ def captured_events(db, monkeypatch) -> CapturedEvents:
 
     monkeypatch.setattr(events, "publish", publish)
     monkeypatch.setattr(
-        events, "send_to_subscriber", lambda path, batch: captured._sent.append((path, batch))
+        events, "send_to_subscriber", lambda path, batch, batch_id: captured._sent.append((path, batch))
     )
     return captured
 
@@ -249,8 +250,9 @@ def realtime_command(port: int) -> list[str]:
 
 
 @pytest.fixture
-def celery_worker() -> Iterator[subprocess.Popen]:
-    """A worker process of our app consuming a queue of its own, so parallel runs never share tasks."""
+def celery_queue() -> Iterator[str]:
+    """A queue of this test's own, where everything the app sends meanwhile goes, so parallel runs never share
+    tasks; deleted afterwards."""
     import redis
     from django.conf import settings
 
@@ -259,15 +261,40 @@ def celery_worker() -> Iterator[subprocess.Popen]:
     queue = f"test-{uuid.uuid4().hex[:12]}"
     default_queue = app.conf.task_default_queue
     app.conf.task_default_queue = queue
-    env = server_environment(CELERY_QUEUE=queue, DELIVER_TO_LOG="true")
+    yield queue
+    app.conf.task_default_queue = default_queue
+    broker = redis.Redis.from_url(settings.REDIS_URL)
+    broker.delete(queue)
+    # Messages a killed worker held: another run's worker would put them back into this queue meanwhile.
+    for tag, held in broker.hgetall("unacked").items():
+        if json.loads(held)[2] == queue:
+            broker.hdel("unacked", tag)
+            broker.zrem("unacked_index", tag)
+
+
+@contextlib.contextmanager
+def celery_worker_process(queue: str, **environment: str) -> Iterator[subprocess.Popen]:
+    """A worker process of our app consuming `queue`, given these extra environment variables."""
+    env = server_environment(CELERY_QUEUE=queue, DELIVER_TO_LOG="true", **environment)
     command = [sys.executable, "-m", "celery", "-A", "helpdesk", "worker", "-Q", queue, "--pool", "solo"]
     command += ["--without-heartbeat", "--without-gossip", "--without-mingle", "-l", "info"]
     with tempfile.TemporaryFile() as output:  # a pipe nobody reads would fill and stall the worker
         worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            yield worker
+        finally:
+            worker.terminate()
+            try:
+                worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # its task is stuck (a failed test's lock): do not wait on it
+                worker.kill()
+                worker.wait()
+            output.seek(0)
+            print(output.read().decode(errors="replace")[-5000:])
+
+
+@pytest.fixture
+def celery_worker(celery_queue) -> Iterator[subprocess.Popen]:
+    """A worker process of our app consuming a queue of its own, so parallel runs never share tasks."""
+    with celery_worker_process(celery_queue) as worker:
         yield worker
-        app.conf.task_default_queue = default_queue
-        worker.terminate()
-        worker.wait(timeout=30)
-        redis.Redis.from_url(settings.REDIS_URL).delete(queue)
-        output.seek(0)
-        print(output.read().decode(errors="replace")[-5000:])

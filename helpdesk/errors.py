@@ -1,7 +1,8 @@
 """Answers for requests that fail outside any view's own error handling (Django's handler404/handler500).
 
-Under /api/ they are JSON, like every other API answer; a statement cut off by DATABASE_STATEMENT_TIMEOUT is
-a 503 wherever it happened (a view, or a middleware loading the session or the user).
+Under /api/ they are JSON, like every other API answer. A statement cut off by DATABASE_STATEMENT_TIMEOUT and
+a database out of reach (restarting, failing over) are a 503 with Retry-After wherever they happened (a view,
+or a middleware loading the session or the user): the client may simply try again.
 """
 
 from __future__ import annotations
@@ -9,13 +10,17 @@ from __future__ import annotations
 import logging
 import sys
 
-from django.db import OperationalError
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
 from psycopg2 import errors as pg_errors
 
 logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+# SQLSTATEs of a server going away: admin_shutdown, crash_shutdown, cannot_connect_now (starting up).
+SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
 
 
 def is_api(request: HttpRequest) -> bool:
@@ -26,15 +31,33 @@ def is_statement_timeout(error: BaseException | None) -> bool:
     return isinstance(error, OperationalError) and isinstance(error.__cause__, pg_errors.QueryCanceled)
 
 
-def statement_timeout_response(request: HttpRequest) -> HttpResponse:
-    """503 with Retry-After: PostgreSQL cancelled the statement and rolled its transaction back."""
-    logger.warning("Statement timeout in %s %s", request.method, request.path)
-    detail = _("The server took too long to answer. Please try again.")
+def is_database_unreachable(error: BaseException | None) -> bool:
+    """PostgreSQL refused the connection, dropped it, or is shutting down or starting up."""
+    if isinstance(error, InterfaceError):  # psycopg2's "connection already closed"
+        return True
+    if not isinstance(error, OperationalError) or error.__cause__ is None:
+        return False
+    code = getattr(error.__cause__, "pgcode", None)
+    if code is None:  # the server never answered: the connection was refused or its socket lost
+        return True
+    return code.startswith("08") or code in SERVER_GOING_AWAY  # 08: connection exception
+
+
+def unavailable_response(request: HttpRequest, error: BaseException | None) -> HttpResponse | None:
+    """503 with Retry-After for a statement timeout or an unreachable database; None for any other error."""
+    if is_statement_timeout(error):
+        logger.warning("Statement timeout in %s %s", request.method, request.path)
+        code, detail = "timeout", _("The server took too long to answer. Please try again.")
+    elif is_database_unreachable(error):
+        logger.error("Database unreachable in %s %s: %s", request.method, request.path, error)
+        code, detail = "unavailable", _("The service is briefly unavailable. Please try again.")
+    else:
+        return None
     if is_api(request):
-        response: HttpResponse = JsonResponse({"code": "timeout", "detail": detail}, status=503)
+        response: HttpResponse = JsonResponse({"code": code, "detail": detail}, status=503)
     else:
         response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
-    response["Retry-After"] = "5"
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
 
 
@@ -46,8 +69,9 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 def server_error(request: HttpRequest) -> HttpResponse:
     # Django calls this while handling the exception, so it is still the current one.
-    if is_statement_timeout(sys.exc_info()[1]):
-        return statement_timeout_response(request)
+    unavailable = unavailable_response(request, sys.exc_info()[1])
+    if unavailable is not None:
+        return unavailable
     if is_api(request):
         return JsonResponse({"detail": _("A server error occurred.")}, status=500)
     return defaults.server_error(request)

@@ -6,14 +6,15 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from helpdesk.errors import is_statement_timeout, statement_timeout_response
+from helpdesk.errors import unavailable_response
 
 
-class StatementTimeoutMiddleware:
-    """A view whose SQL ran past DATABASE_STATEMENT_TIMEOUT answers 503, not 500, with DEBUG on too.
+class DatabaseUnavailableMiddleware:
+    """A view whose SQL ran past DATABASE_STATEMENT_TIMEOUT, or found the database out of reach, answers 503
+    with Retry-After, not 500, with DEBUG on too.
 
-    PostgreSQL cancelled the statement and rolled its transaction back; the client may try again. Other
-    database errors stay what they are. Failures outside views go through helpdesk.errors.server_error.
+    Either way the transaction was rolled back and the client may try again. Other database errors stay what
+    they are. Failures outside views go through helpdesk.errors.server_error.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
@@ -23,4 +24,4 @@ class StatementTimeoutMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        return statement_timeout_response(request) if is_statement_timeout(exception) else None
+        return unavailable_response(request, exception)

@@ -62,7 +62,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "helpdesk.middleware.StatementTimeoutMiddleware",
+    "helpdesk.middleware.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: turns a sign-in refused for a lockout into its answer (helpdesk.signin).
     "axes.middleware.AxesMiddleware",
 ]
@@ -223,12 +223,32 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3 * 3600}
+# A task that lost its broker connection cannot be acknowledged and comes back anyway: stop it, not run twice.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# The longest any task runs: it gets SoftTimeLimitExceeded at the soft limit and its process is killed at the
+# hard one. Sweeps stop well before (budgets under a minute) and continue at their next run.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=240)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=300)
+# Redis hands an unacknowledged task to another worker after this long: the message of a worker killed
+# mid-task (kill -9, OOM, a lost machine) comes back within minutes, not hours. Twice the hard limit: a task
+# may wait for its worker's previous one before it runs.
+CELERY_VISIBILITY_TIMEOUT = env.int("CELERY_VISIBILITY_TIMEOUT", default=2 * CELERY_TASK_TIME_LIMIT)
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    # Workers look for such messages at start and then at least twice per visibility timeout (kombu's
+    # default looks every 100 s, which would double a short timeout).
+    "unacked_restore_interval": max(1, min(10, CELERY_VISIBILITY_TIMEOUT // 2)),
+    "unacked_restore_throttle": 1,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE = {
     "republish-unpublished-events": {
         "task": "tickets.tasks.republish_unpublished_events",
+        "schedule": 60.0,
+    },
+    "resend-stranded-subscriber-batches": {
+        "task": "tickets.tasks.resend_stranded_subscriber_batches",
         "schedule": 60.0,
     },
     "retry-due-deliveries": {
@@ -272,6 +292,10 @@ HEALTH_MAX_FAILED_ENVELOPES = env.int("HEALTH_MAX_FAILED_ENVELOPES", default=0)
 # Committed domain events are gathered this long (seconds) and published as one batch; 0 publishes each
 # transaction's events at once.
 EVENTS_PUBLISH_DELAY = env.float("EVENTS_PUBLISH_DELAY", default=0.05)
+# A subscriber's batch of events whose task has not run this long (seconds) after it was sent is sent again
+# (the broker lost it, or the task failed for good), then after twice as long, and so on. Longer than the
+# visibility timeout, after which the broker itself hands a dead worker's batch to another worker.
+EVENTS_RESEND_AFTER = env.int("EVENTS_RESEND_AFTER", default=CELERY_VISIBILITY_TIMEOUT + 300)
 
 # Outbound adapters by channel name, on top of the built-in registry in tickets/channels.py.
 CHANNEL_ADAPTERS = env.dict("CHANNEL_ADAPTERS", default={})

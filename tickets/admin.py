@@ -17,6 +17,7 @@ from tickets.models import (
     InboundEnvelope,
     Message,
     Organization,
+    SubscriberBatch,
     Team,
     Ticket,
     TicketEvent,
@@ -183,6 +184,15 @@ class TicketEventAdmin(ReadOnlyAdmin):
     list_display = ["name", "ticket", "actor", "created_at", "published_at"]
     list_filter = ["name"]
     list_select_related = ["ticket", "actor"]
+    show_full_result_count = False
+
+
+@admin.register(SubscriberBatch)
+class SubscriberBatchAdmin(ReadOnlyAdmin):
+    """Events sent to a subscriber whose task has not run yet: rows piling up here mean stranded work."""
+
+    list_display = ["subscriber", "created_at", "resend_at", "sends"]
+    list_filter = ["subscriber"]
     show_full_result_count = False
 
 

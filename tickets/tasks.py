@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
+from django.conf import settings
 from django.db.models import F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
@@ -20,7 +21,7 @@ from tickets.models import Customer, Message, TicketEvent
 REPUBLISH_AFTER = timedelta(minutes=1)
 
 
-@shared_task
+@events.subscriber
 def record_customer_contact(batch: list[dict[str, Any]]) -> int:
     """message.received: keep each customer's last-contact time (the customer list's "recently active")."""
     occurred_at = {event["message_id"]: event["occurred_at"] for event in batch if event.get("message_id")}
@@ -38,7 +39,7 @@ def record_customer_contact(batch: list[dict[str, Any]]) -> int:
     return len(latest)
 
 
-@shared_task
+@events.subscriber
 def deliver_queued_messages(batch: list[dict[str, Any]]) -> None:
     """message.queued: one delivery task per reply, so a slow channel never holds up the others."""
     for event in batch:
@@ -48,8 +49,12 @@ def deliver_queued_messages(batch: list[dict[str, Any]]) -> None:
 @shared_task
 def deliver_message(message_id: int) -> str:
     result = replies.deliver(message_id)
-    if result.outcome is replies.Outcome.RETRY:
-        # Lost countdowns are harmless: retry_due_deliveries finds the message by next_attempt_at.
+    # Lost countdowns are harmless: retry_due_deliveries finds the message by next_attempt_at. Longer waits
+    # are left to it alone: Redis would hand a countdown past the visibility timeout to another worker.
+    if (
+        result.outcome is replies.Outcome.RETRY
+        and (result.retry_in or 0) < settings.CELERY_VISIBILITY_TIMEOUT
+    ):
         deliver_message.apply_async(args=[message_id], countdown=result.retry_in)
     return result.outcome.value
 
@@ -84,6 +89,12 @@ def republish_unpublished_events(limit: int = 1000, budget_seconds: float = 50) 
         if TicketEvent.objects.filter(pk=stragglers[0].pk, published_at=None).exists():
             break  # the broker is still down: try again at the next beat
     return sent
+
+
+@shared_task
+def resend_stranded_subscriber_batches(limit: int = 500) -> int:
+    """Subscriber batches not done long after they were sent: the broker lost them, or their task failed."""
+    return events.resend_stranded_batches(limit=limit)
 
 
 @shared_task

@@ -13,7 +13,7 @@ from tickets.models.choices import (
 from tickets.models.envelope import InboundEnvelope
 from tickets.models.message import Attachment, DeliveryAttempt, Message
 from tickets.models.people import Customer, Identity, Organization, Team, User
-from tickets.models.ticket import Ticket, TicketEvent
+from tickets.models.ticket import SubscriberBatch, Ticket, TicketEvent
 
 __all__ = [
     "Attachment",
@@ -31,6 +31,7 @@ __all__ = [
     "Priority",
     "Role",
     "Status",
+    "SubscriberBatch",
     "Team",
     "Ticket",
     "TicketEvent",

@@ -123,3 +123,24 @@ class TicketEvent(models.Model):
         if self.pk is not None and not self._state.adding:
             raise ValueError("Ticket events are append-only")
         super().save(*args, **kwargs)
+
+
+class SubscriberBatch(models.Model):
+    """Domain events sent to one subscriber task, kept until that task has run (helpdesk/events.py).
+
+    Written just before the batch goes to Celery and deleted by the task once it ran, so a row still here long
+    after it was sent is a batch the broker lost or a task that kept failing: `resend_at` says when the sweep
+    sends it again. Holds ids only; the events are read again when it is resent.
+    """
+
+    subscriber = models.CharField(max_length=200)  # a task path from SUBSCRIBERS
+    event_ids = ArrayField(models.BigIntegerField())
+    created_at = models.DateTimeField(default=timezone.now, db_default=Now())
+    resend_at = models.DateTimeField()
+    sends = models.PositiveIntegerField(default=1)
+
+    class Meta:
+        indexes = [models.Index(fields=["resend_at"], name="subscriber_batch_due")]
+
+    def __str__(self) -> str:
+        return f"{len(self.event_ids)} events for {self.subscriber}"

@@ -1,4 +1,4 @@
-"""helpdesk.events: the catalogue, subscribers, the payload shape, the outbox sweep."""
+"""helpdesk.events: the catalogue, subscribers, the payload shape, the outbox sweeps."""
 
 import json
 import time
@@ -11,8 +11,8 @@ from django.utils.module_loading import import_string
 from conftest import inbound_message
 from helpdesk import events
 from tickets import inbound
-from tickets.models import TicketEvent
-from tickets.tasks import republish_unpublished_events
+from tickets.models import Customer, SubscriberBatch, TicketEvent
+from tickets.tasks import republish_unpublished_events, resend_stranded_subscriber_batches
 
 pytestmark = pytest.mark.django_db
 
@@ -58,6 +58,7 @@ def test_events_stay_unpublished_when_the_broker_is_down(captured_events, monkey
 
     assert captured_events.names == [events.TICKET_CREATED, events.MESSAGE_RECEIVED]
     assert TicketEvent.objects.filter(published_at=None).count() == 2
+    assert not SubscriberBatch.objects.exists()  # the republished events get batches of their own
 
 
 def test_unknown_event_names_are_refused():
@@ -107,3 +108,116 @@ def test_events_committed_close_together_are_published_as_one_batch(captured_eve
     assert [[e["message_id"] for e in batch] for batch in contact_batches] == [
         [first.message.pk, second.message.pk]
     ]
+
+
+# Each subscriber's batch is tracked until its task has run; the sweep resends the ones left behind.
+
+CONTACT = "tickets.tasks.record_customer_contact"
+
+
+def run_subscriber(task_path: str, batch: list[dict]) -> None:
+    """What a worker does with a batch it was sent: run the subscriber's task with the batch's id."""
+    row = SubscriberBatch.objects.get(subscriber=task_path, event_ids=[event["id"] for event in batch])
+    import_string(task_path)(batch, batch_id=row.pk)
+
+
+def make_due(**filters) -> None:
+    SubscriberBatch.objects.filter(**filters).update(resend_at=timezone.now() - timedelta(seconds=1))
+
+
+def test_each_subscribers_batch_is_tracked_until_its_task_has_run(captured_events):
+    received = inbound.receive(inbound_message())
+    sent = dict(captured_events.sent)
+
+    tracked = dict(SubscriberBatch.objects.values_list("subscriber", "event_ids"))
+    assert tracked == {path: [event["id"] for event in batch] for path, batch in sent.items()}
+    assert not TicketEvent.objects.filter(published_at=None).exists()  # sent, but not yet done
+
+    run_subscriber(CONTACT, sent[CONTACT])
+
+    assert Customer.objects.get(pk=received.ticket.customer_id).last_contact_at is not None
+    assert list(SubscriberBatch.objects.values_list("subscriber", flat=True)) == [events.PUSH_LIVE]
+
+
+def test_every_subscriber_task_marks_its_batch_done(captured_events, celery_queue, alice):
+    from tickets import replies
+
+    received = inbound.receive(inbound_message())
+    replies.send_reply(received.ticket, actor=alice, text="Счёт отправлен повторно.")
+    subscribers = {path for paths in events.SUBSCRIBERS.values() for path in paths}
+    assert {path for path, _batch in captured_events.sent} == subscribers
+
+    for path, batch in captured_events.sent:
+        run_subscriber(path, batch)
+
+    assert not SubscriberBatch.objects.exists()
+
+
+def test_a_batch_the_broker_lost_is_sent_again_to_that_subscriber_only(captured_events, settings):
+    received = inbound.receive(inbound_message())
+    sent = dict(captured_events.sent)
+    run_subscriber(events.PUSH_LIVE, sent[events.PUSH_LIVE])
+    # The contact batch never reached a worker (Redis restarted without it, or its task failed for good).
+    assert resend_stranded_subscriber_batches() == 0
+    make_due(subscriber=CONTACT)
+
+    assert resend_stranded_subscriber_batches() == 1
+
+    assert captured_events.sent[-1] == (CONTACT, sent[CONTACT])
+    run_subscriber(CONTACT, sent[CONTACT])
+    assert Customer.objects.get(pk=received.ticket.customer_id).last_contact_at is not None
+    assert not SubscriberBatch.objects.exists()
+    make_due()
+    assert resend_stranded_subscriber_batches() == 0
+
+
+def test_a_batch_that_is_never_done_is_sent_again_less_and_less_often(captured_events, settings):
+    settings.EVENTS_RESEND_AFTER = 60
+    inbound.receive(inbound_message())
+    assert len(captured_events.sent) == 2
+    waits = []
+    for _ in range(7):
+        make_due(subscriber=CONTACT)
+        resend_stranded_subscriber_batches()
+        batch = SubscriberBatch.objects.get(subscriber=CONTACT)
+        waits.append(round((batch.resend_at - timezone.now()).total_seconds() / 60))
+
+    assert waits == [2, 4, 8, 16, 32, 32, 32]
+    assert batch.sends == 8
+
+
+def test_a_batch_resent_while_the_broker_is_down_is_due_again_at_once(captured_events, monkeypatch):
+    inbound.receive(inbound_message())
+    assert len(captured_events.sent) == 2
+    make_due()
+
+    def broker_down(path, batch, batch_id):
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(events, "send_to_subscriber", broker_down)
+
+    assert resend_stranded_subscriber_batches() == 0
+    assert SubscriberBatch.objects.count() == 2
+    assert not SubscriberBatch.objects.filter(resend_at__gt=timezone.now()).exists()
+
+
+def test_a_batch_whose_events_are_gone_is_dropped_by_the_sweep(captured_events):
+    received = inbound.receive(inbound_message())
+    assert len(captured_events.sent) == SubscriberBatch.objects.count() == 2
+    make_due()
+    received.ticket.delete()
+
+    assert resend_stranded_subscriber_batches() == 0
+
+    assert not SubscriberBatch.objects.exists()
+
+
+def test_a_batch_for_a_subscriber_no_longer_listed_is_dropped_by_the_sweep(captured_events, monkeypatch):
+    inbound.receive(inbound_message())
+    assert len(captured_events.sent) == SubscriberBatch.objects.count() == 2
+    monkeypatch.setitem(events.SUBSCRIBERS, events.MESSAGE_RECEIVED, (events.PUSH_LIVE,))
+    make_due()
+
+    assert resend_stranded_subscriber_batches() == 1
+
+    assert list(SubscriberBatch.objects.values_list("subscriber", flat=True)) == [events.PUSH_LIVE]

@@ -1,14 +1,16 @@
 """A real Celery worker on the real Redis broker: inbound message → ticket → domain event → task."""
 
+import contextlib
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
+from django.db import connection, transaction
 
-from conftest import inbound_message
+from conftest import celery_worker_process, inbound_message
 from tickets import inbound, replies
-from tickets.models import Customer, DeliveryStatus, Message, TicketEvent
+from tickets.models import Customer, DeliveryStatus, Message, SubscriberBatch, TicketEvent
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -48,3 +50,69 @@ def test_agent_reply_is_delivered_by_the_worker_through_the_channel_adapter(cele
     delivered = Message.objects.get(pk=reply.pk)
     assert delivered.external_id == f"log-{reply.pk}"
     assert delivered.delivery_attempts.get().succeeded
+
+
+# Stranded work: a worker killed, or its database connection lost, in the middle of a subscriber's task.
+
+CONTACT = "tickets.tasks.record_customer_contact"
+
+
+@contextlib.contextmanager
+def messages_locked() -> Iterator[None]:
+    """Hold every read of messages: record_customer_contact waits at its first query, before any write."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("LOCK TABLE tickets_message IN ACCESS EXCLUSIVE MODE")
+        yield
+
+
+def backend_waiting_on_the_lock(application_name: str, worker: subprocess.Popen) -> int:
+    """The process id of the worker's PostgreSQL backend once it waits on the messages lock."""
+    found: list[int] = []
+
+    def waiting() -> bool:
+        with connection.cursor() as cursor:
+            # Inside a transaction PostgreSQL would show the same snapshot of pg_stat_activity every time.
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'"
+                " AND query LIKE %s",
+                [application_name, "%tickets_message%"],
+            )
+            found.extend(pid for (pid,) in cursor.fetchall())
+        return bool(found)
+
+    wait_for(waiting, worker, seconds=30)
+    return found[0]
+
+
+def contact_recorded(customer: Customer) -> bool:
+    """The contact batch's effect is applied and its batch is done (no longer tracked)."""
+    return (
+        Customer.objects.get(pk=customer.pk).last_contact_at is not None
+        and not SubscriberBatch.objects.filter(subscriber=CONTACT).exists()
+    )
+
+
+def test_a_batch_whose_worker_was_killed_mid_task_is_done_by_the_next_worker(celery_queue):
+    received = inbound.receive(inbound_message(sender_address="killed@customer.test"))
+    name = f"worker-{celery_queue}"
+    with messages_locked(), celery_worker_process(celery_queue, DATABASE_APPLICATION_NAME=name) as worker:
+        backend_waiting_on_the_lock(name, worker)
+        worker.kill()  # SIGKILL: the batch stays unacknowledged in Redis
+        worker.wait()
+
+    # The next worker, with a short visibility timeout (production: twice the longest task), takes it back.
+    with celery_worker_process(celery_queue, CELERY_VISIBILITY_TIMEOUT="1") as worker:
+        wait_for(lambda: contact_recorded(received.ticket.customer), worker, seconds=15)
+
+
+def test_a_subscriber_that_loses_its_database_connection_tries_again_and_succeeds(celery_queue):
+    received = inbound.receive(inbound_message(sender_address="reconnect@customer.test"))
+    name = f"worker-{celery_queue}"
+    with celery_worker_process(celery_queue, DATABASE_APPLICATION_NAME=name) as worker:
+        with messages_locked(), connection.cursor() as cursor:
+            # What a PostgreSQL restart does to the worker's connection, in the middle of the task.
+            cursor.execute("SELECT pg_terminate_backend(%s)", [backend_waiting_on_the_lock(name, worker)])
+
+        wait_for(lambda: contact_recorded(received.ticket.customer), worker, seconds=15)
+        assert worker.poll() is None
