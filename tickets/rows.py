@@ -20,6 +20,7 @@ a direct connection and behind a session pooler; behind a transaction pooler
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import weakref
 from collections.abc import Callable
@@ -350,6 +351,17 @@ class Prepared:
             # Outside a transaction there is nothing to undo: ask the session what it holds, and go again.
             self._prepare_on(cursor)
             cursor.execute(before + self._execute, values)
+
+    def explain(self, cursor: CursorWrapper, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        """The plan of one run with these parameters (EXPLAIN, FORMAT JSON): prepared, under the session's
+        plan_cache_mode; behind a transaction pooler, the plain statement's custom plan."""
+        if transaction_pooling(cursor.db):
+            cursor.execute("EXPLAIN (FORMAT JSON) " + self._plain, self._plain_values(params))
+        else:
+            self._prepare_on(cursor)
+            cursor.execute("EXPLAIN (FORMAT JSON) " + self._execute, self._values(params))
+        (plan,) = cursor.fetchone()
+        return (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
 
     def _values(self, params: list[Any] | dict[str, Any]) -> list[Any]:
         return [params[name] for name in self.names] if isinstance(params, dict) else params
