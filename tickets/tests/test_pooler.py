@@ -125,7 +125,7 @@ THREADS = 8
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_messages_through_a_restarting_transaction_pooler_are_stored_exactly_once(
-    pgbouncer, api_client, dave
+    pgbouncer, api_client, dave, captured_events
 ):
     # The integration's view of it: 8 threads post 400 messages of 40 customers to the inbound API (the
     # envelope, then receive()) through the pooler, which restarts a quarter of the way in. An answer
@@ -188,6 +188,10 @@ def test_messages_through_a_restarting_transaction_pooler_are_stored_exactly_onc
     assert stored == {f"crm-{number}": 1 for number in range(MESSAGES)}
     assert TicketEvent.objects.filter(name=events.MESSAGE_RECEIVED).count() == MESSAGES
     assert Ticket.objects.count() == SENDERS  # each customer's messages threaded into one ticket
+    published = collections.Counter(
+        event["message_id"] for event in captured_events.published if event["name"] == events.MESSAGE_RECEIVED
+    )
+    assert set(published.values()) == {1}  # a rerun publishes only what its own commit wrote
     print(f"{len(resends)} answers were not 202 and were sent again: {resends[:5]}")
 
 
