@@ -25,7 +25,11 @@ RUN_SCRIPT := export DEBUG="$${DEBUG:-true}" DELIVER_TO_LOG="$${DELIVER_TO_LOG:-
 # make test: formatting, lint, then pytest (its exit code 5, "no tests collected", fails too).
 TEST_SCRIPT := ruff format --check . && ruff check . && pytest -n 2
 
-.PHONY: venv run test lint format
+# Debian packages the tests need beyond Python's: pgbouncer (the pooler tests start their own).
+SYSTEM_PACKAGES := pgbouncer
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv system-packages run test lint format
 
 venv: $(STAMP)
 
@@ -37,10 +41,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(VENV)/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
+# One apt-get for whatever is missing, run only when something is; nothing to do on a ready machine.
+system-packages:
+	@missing="$$(for package in $(SYSTEM_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$package 2>/dev/null | grep -q 'install ok installed' || echo $$package; \
+	done)"; \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages:" $$missing; \
+		$(SUDO) apt-get update -q && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $$missing; \
+	fi
+
 run: venv
 	$(WITH_VENV) python -m helpdesk.embedded exec --mode run -- sh -c '$(RUN_SCRIPT)'
 
-test: venv
+test: venv system-packages
 	$(WITH_VENV) python -m helpdesk.embedded exec --mode test -- sh -c '$(TEST_SCRIPT)'
 
 lint: venv

@@ -102,6 +102,15 @@ if STATEMENT_TIMEOUT:
     if not re.fullmatch(r"\d+(ms|s|min)?", STATEMENT_TIMEOUT):
         raise ImproperlyConfigured("DATABASE_STATEMENT_TIMEOUT: a number with ms, s or min, e.g. 30s")
     DATABASES["default"]["OPTIONS"]["options"] = f"-c statement_timeout={STATEMENT_TIMEOUT}"
+# What sits between us and PostgreSQL: "session" for a direct connection or a session pooler,
+# "transaction" for a transaction pooler (PgBouncer pool_mode = transaction), where no session state may
+# outlive a transaction: the ingest sends its statements unprepared (tickets.rows) and Django opens no
+# named cursors. Statement pooling breaks every multi-statement transaction, so it is refused.
+DATABASE_POOL_MODE = env("DATABASE_POOL_MODE", default="session")
+if DATABASE_POOL_MODE not in ("session", "transaction"):
+    raise ImproperlyConfigured("DATABASE_POOL_MODE: session (also for a direct connection) or transaction")
+DATABASES["default"]["POOL_MODE"] = DATABASE_POOL_MODE
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASE_POOL_MODE == "transaction"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "tickets.User"

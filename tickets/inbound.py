@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import Error, IntegrityError, connection, transaction
 from django.utils import timezone
 
 from helpdesk import events
+from helpdesk.sqlstate import connection_failed
 from tickets import lifecycle
 from tickets.channels import InboundMessage, parser_for
 from tickets.content import (
@@ -41,7 +43,16 @@ from tickets.models import (
     Ticket,
     TicketEvent,
 )
-from tickets.rows import Inserted, NewId, Prepared, Writes, columns, insert_unless_exists, load
+from tickets.rows import (
+    Inserted,
+    NewId,
+    Prepared,
+    Writes,
+    columns,
+    insert_unless_exists,
+    load,
+    out_of_step,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,12 +73,31 @@ def receive(inbound: InboundMessage) -> Received:
     """
     address = normalize_address(inbound.channel, inbound.sender_address)
     external_id = fit_external_id(inbound.external_id)
-    try:
-        return _receive_once(inbound, address, external_id)
-    except IntegrityError:
-        # Another process stored the same message, or an identity of this sender, between our lookup
-        # and our write (it did not take the sender's lock: an agent adding an identity). Look again.
-        return _receive_once(inbound, address, external_id)
+    own_transaction = not connection.in_atomic_block
+    for pause in _RECONNECT_PAUSES:
+        try:
+            return _receive_once(inbound, address, external_id)
+        except Error as error:
+            # Running the transaction again is safe: it rolled back, or it committed and the rerun finds
+            # the message stored. Reasons that are no fault of the message:
+            # - IntegrityError: another process stored the same message, or an identity of this sender,
+            #   between our lookup and our write (an agent adding an identity takes no sender lock);
+            # - the session's prepared statements were not the ones remembered (a pooler, tickets.rows);
+            # - the connection was lost (a pooler or the server restarting), unless a caller's
+            #   transaction went with it.
+            if isinstance(error, IntegrityError) or out_of_step(error):
+                continue
+            if not (own_transaction and connection_failed(error)):
+                raise
+            time.sleep(pause)
+            if connection.connection is not None and not connection.is_usable():
+                connection.close()  # Django kept the broken one: the next attempt opens a new one
+    return _receive_once(inbound, address, external_id)
+
+
+# Pauses before each rerun after a lost connection: about a second and a half for a pooler or the server
+# to come back, after which the error is the caller's (an envelope then waits for its replay).
+_RECONNECT_PAUSES = (0.05, 0.25, 1.0)
 
 
 def fit_external_id(external_id: str) -> str:

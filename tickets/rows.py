@@ -9,8 +9,9 @@ every value (`pre_save`, then `get_db_prep_save`, as `save()` does): a row is wh
 written, whatever fields the model gains. The SQL is built once per shape and cached.
 
 Both the chains and receive()'s lookup run as prepared statements (`Prepared`): PostgreSQL parses and
-plans them once per connection instead of on every message, which was half of their cost. They assume
-a direct connection or session pooling (a transaction-pooling proxy does not keep prepared statements).
+plans them once per connection instead of on every message, which was half of their cost. That holds on
+a direct connection and behind a session pooler; behind a transaction pooler
+(`DATABASE_POOL_MODE=transaction`) they go unprepared, as no session outlives a transaction there.
 """
 
 # Only identifiers from model metadata (quoted) go into the SQL text; every value is a parameter.
@@ -19,6 +20,7 @@ a direct connection or session pooling (a transaction-pooling proxy does not kee
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import weakref
 from collections.abc import Callable
@@ -27,7 +29,10 @@ from functools import cache, partial
 from typing import Any, Generic, TypeVar
 
 from django.db import DatabaseError, connection, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
+
+from helpdesk.sqlstate import DUPLICATE_PREPARED_STATEMENT, INVALID_SQL_STATEMENT_NAME, sqlstate
 
 M = TypeVar("M", bound=models.Model)
 
@@ -264,14 +269,34 @@ def _inserted_fields(model: type[models.Model]) -> tuple[models.Field, ...]:
     )
 
 
-_NO_SUCH_PREPARED_STATEMENT = "26000"
+# The session's prepared statements were not what we remembered: our PREPARE met one of the same name
+# (another client of a pooler prepared it on this server connection), or our EXECUTE met none (a pooler's
+# DISCARD ALL, or another server connection). Either way the statement did not run.
+_OUT_OF_STEP = frozenset({DUPLICATE_PREPARED_STATEMENT, INVALID_SQL_STATEMENT_NAME})
 
 # Connections (psycopg2's, so a reconnect starts afresh) and the statements prepared on each.
 _prepared_on: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
+def out_of_step(error: BaseException) -> bool:
+    """True when a statement failed only because the session's prepared statements were not the ones
+    this process remembered: nothing ran, and a rerun of the transaction asks the session afresh."""
+    return sqlstate(error) in _OUT_OF_STEP
+
+
+def transaction_pooling(db: BaseDatabaseWrapper) -> bool:
+    """DATABASE_POOL_MODE=transaction: a pooler (PgBouncer's pool_mode = transaction) gives each
+    transaction whichever server connection is free, so no session state outlives a transaction."""
+    return db.settings_dict.get("POOL_MODE") == "transaction"
+
+
 class Prepared:
     """A statement that each connection prepares on first use and then only EXECUTEs.
+
+    Behind a transaction pooler it goes as plain parameterised SQL instead, parsed and planned each
+    time: the next transaction may run on a server connection that lacks the statement, or holds it
+    already from another client, and PREPARE is not transactional, so even PREPARE … DEALLOCATE within
+    one transaction leaves the statement behind when anything fails in between.
 
     `sql` takes its parameters either all as %s (a list) or all as %(name)s (a dict; a name may
     appear several times), and holds no other `%`.
@@ -294,6 +319,9 @@ class Prepared:
         self._prepare = f"PREPARE {self.name} AS {text}"
         count = len(self.names) + len(positional)
         self._execute = f"EXECUTE {self.name}" + (f" ({', '.join(['%s'] * count)})" if count else "")
+        # Unprepared: every %(name)s becomes %s, its value sent once per occurrence.
+        self._plain_names = re.findall(r"%\((\w+)\)s", sql)
+        self._plain = re.sub(r"%\((\w+)\)s", "%s", sql)
 
     def execute(
         self,
@@ -305,6 +333,41 @@ class Prepared:
     ) -> None:
         """Run it with these parameters. `before` is a statement (%s parameters) sent ahead in the same
         round trip, with its own snapshot: e.g. a lock that this statement must read after."""
+        if transaction_pooling(cursor.db):
+            cursor.execute(before + self._plain, [*before_params, *self._plain_values(params)])
+            return
+        values = [*before_params, *self._values(params)]
+        try:
+            self._prepare_on(cursor)
+            cursor.execute(before + self._execute, values)
+        except DatabaseError as error:
+            if not out_of_step(error):
+                raise
+            _prepared_on.pop(cursor.cursor.connection, None)
+            if not cursor.db.get_autocommit():
+                raise  # the transaction is aborted: whoever opened it runs it again (receive() does)
+            # Outside a transaction there is nothing to undo: ask the session what it holds, and go again.
+            self._prepare_on(cursor)
+            cursor.execute(before + self._execute, values)
+
+    def explain(self, cursor: CursorWrapper, params: list[Any] | dict[str, Any]) -> dict[str, Any]:
+        """The plan of one run with these parameters (EXPLAIN, FORMAT JSON): prepared, under the session's
+        plan_cache_mode; behind a transaction pooler, the plain statement's custom plan."""
+        if transaction_pooling(cursor.db):
+            cursor.execute("EXPLAIN (FORMAT JSON) " + self._plain, self._plain_values(params))
+        else:
+            self._prepare_on(cursor)
+            cursor.execute("EXPLAIN (FORMAT JSON) " + self._execute, self._values(params))
+        (plan,) = cursor.fetchone()
+        return (json.loads(plan) if isinstance(plan, str) else plan)[0]["Plan"]
+
+    def _values(self, params: list[Any] | dict[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names] if isinstance(params, dict) else params
+
+    def _plain_values(self, params: list[Any] | dict[str, Any]) -> list[Any]:
+        return [params[name] for name in self._plain_names] if isinstance(params, dict) else params
+
+    def _prepare_on(self, cursor: CursorWrapper) -> None:
         raw_connection = cursor.cursor.connection
         prepared = _prepared_on.get(raw_connection)
         if prepared is None:
@@ -314,12 +377,3 @@ class Prepared:
         if self.name not in prepared:
             cursor.execute(self._prepare)
             prepared.add(self.name)
-        values = [params[name] for name in self.names] if isinstance(params, dict) else params
-        try:
-            cursor.execute(before + self._execute, [*before_params, *values])
-        except DatabaseError as error:
-            if getattr(error.__cause__, "pgcode", None) == _NO_SUCH_PREPARED_STATEMENT:
-                # Something dropped some or all of the session's statements (DISCARD ALL from a pooler):
-                # this transaction fails; the next one reads what the session still holds.
-                _prepared_on.pop(raw_connection, None)
-            raise

@@ -70,3 +70,19 @@ def test_a_malformed_statement_timeout_is_refused_at_start():
 
     assert result.returncode != 0
     assert "DATABASE_STATEMENT_TIMEOUT" in result.stderr
+
+
+def test_a_transaction_pooler_turns_off_session_state_and_statement_pooling_is_refused():
+    show = (
+        "from django.db import connection as c; "
+        "print(c.settings_dict['POOL_MODE'], c.settings_dict['DISABLE_SERVER_SIDE_CURSORS'])"
+    )
+    behind_pooler = run_manage("shell", "-c", show, SECRET_KEY="x" * 60, DATABASE_POOL_MODE="transaction")
+    direct = run_manage("shell", "-c", show, SECRET_KEY="x" * 60)
+    statement = run_manage("check", SECRET_KEY="x" * 60, DATABASE_POOL_MODE="statement")
+
+    assert behind_pooler.returncode == 0, behind_pooler.stderr
+    assert behind_pooler.stdout.split()[-2:] == ["transaction", "True"]
+    assert direct.stdout.split()[-2:] == ["session", "False"]
+    assert statement.returncode != 0
+    assert "DATABASE_POOL_MODE" in statement.stderr

@@ -1,7 +1,7 @@
 """tickets.rows: chained writes store what the ORM would; prepared statements; loading raw rows."""
 
 import pytest
-from django.db import DatabaseError, connection, models
+from django.db import DatabaseError, connection, models, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -205,7 +205,12 @@ def test_statements_dropped_behind_our_back_are_prepared_again_in_the_next_trans
         by_name.execute(cursor, ["Sales"])
         cursor.execute(f"DEALLOCATE {by_id.name}")  # the session lost one statement and kept the other
 
-    with pytest.raises(DatabaseError, match="does not exist"), connection.cursor() as cursor:
+    # Inside a transaction the failed EXECUTE aborts it: the caller runs it again (receive() does).
+    with (
+        pytest.raises(DatabaseError, match="does not exist"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         by_id.execute(cursor, [team.pk])
     with connection.cursor() as cursor:
         by_id.execute(cursor, [team.pk])
