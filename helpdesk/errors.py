@@ -10,17 +10,16 @@ from __future__ import annotations
 import logging
 import sys
 
-from django.db import InterfaceError, OperationalError
+from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
 from django.views import defaults
-from psycopg2 import errors as pg_errors
+
+from helpdesk.sqlstate import QUERY_CANCELED, connection_failed, sqlstate
 
 logger = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
-# SQLSTATEs of a server going away: admin_shutdown, crash_shutdown, cannot_connect_now (starting up).
-SERVER_GOING_AWAY = frozenset({"57P01", "57P02", "57P03"})
 
 
 def is_api(request: HttpRequest) -> bool:
@@ -28,19 +27,7 @@ def is_api(request: HttpRequest) -> bool:
 
 
 def is_statement_timeout(error: BaseException | None) -> bool:
-    return isinstance(error, OperationalError) and isinstance(error.__cause__, pg_errors.QueryCanceled)
-
-
-def is_database_unreachable(error: BaseException | None) -> bool:
-    """PostgreSQL refused the connection, dropped it, or is shutting down or starting up."""
-    if isinstance(error, InterfaceError):  # psycopg2's "connection already closed"
-        return True
-    if not isinstance(error, OperationalError) or error.__cause__ is None:
-        return False
-    code = getattr(error.__cause__, "pgcode", None)
-    if code is None:  # the server never answered: the connection was refused or its socket lost
-        return True
-    return code.startswith("08") or code in SERVER_GOING_AWAY  # 08: connection exception
+    return isinstance(error, OperationalError) and sqlstate(error) == QUERY_CANCELED
 
 
 def unavailable_response(request: HttpRequest, error: BaseException | None) -> HttpResponse | None:
@@ -48,7 +35,7 @@ def unavailable_response(request: HttpRequest, error: BaseException | None) -> H
     if is_statement_timeout(error):
         logger.warning("Statement timeout in %s %s", request.method, request.path)
         code, detail = "timeout", _("The server took too long to answer. Please try again.")
-    elif is_database_unreachable(error):
+    elif error is not None and connection_failed(error):
         logger.error("Database unreachable in %s %s: %s", request.method, request.path, error)
         code, detail = "unavailable", _("The service is briefly unavailable. Please try again.")
     else:

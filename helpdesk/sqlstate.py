@@ -11,6 +11,7 @@ from django.db import InterfaceError, OperationalError
 # The codes the code base acts on (PostgreSQL's errcodes table).
 DUPLICATE_PREPARED_STATEMENT = "42P05"
 INVALID_SQL_STATEMENT_NAME = "26000"  # EXECUTE of a statement the session does not hold
+QUERY_CANCELED = "57014"  # statement_timeout, or a cancel request
 
 
 def sqlstate(error: BaseException | None) -> str | None:

@@ -3,9 +3,8 @@
 import json
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection, transaction
 from django.test import Client
-from psycopg2 import errors as pg_errors
 
 from helpdesk.errors import server_error
 
@@ -26,16 +25,21 @@ def test_an_unknown_page_is_still_an_html_404(client):
     assert response["Content-Type"].startswith("text/html")
 
 
-def timed_out() -> OperationalError:
-    error = OperationalError("canceling statement due to statement timeout")
-    error.__cause__ = pg_errors.QueryCanceled()
-    return error
+@pytest.fixture
+def timed_out(db) -> OperationalError:
+    """A real statement timeout, as PostgreSQL reports it (SQLSTATE 57014), caught in a savepoint."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = 1; SELECT pg_sleep(1)")
+    except OperationalError as error:
+        return error
+    raise AssertionError("the statement was not cut off")
 
 
 @pytest.mark.parametrize("path", ["/api/v1/tickets/", "/admin/"])
-def test_a_statement_timeout_while_authenticating_is_a_503(monkeypatch, path):
+def test_a_statement_timeout_while_authenticating_is_a_503(monkeypatch, path, timed_out):
     def load_session(self):
-        raise timed_out()
+        raise timed_out
 
     monkeypatch.setattr("django.contrib.sessions.backends.db.SessionStore.load", load_session)
     client = Client(raise_request_exception=False)
@@ -62,10 +66,10 @@ def test_other_api_failures_are_a_json_500(monkeypatch):
     assert "boom" not in response.content.decode()
 
 
-def test_a_statement_timeout_outside_any_view_is_a_503(rf):
+def test_a_statement_timeout_outside_any_view_is_a_503(rf, timed_out):
     # Django's handler500 runs while the exception is being handled, e.g. one raised by a middleware.
     try:
-        raise timed_out()
+        raise timed_out
     except OperationalError:
         response = server_error(rf.get("/api/v1/tickets/"))
 
