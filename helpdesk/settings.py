@@ -42,6 +42,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "tickets",
     "channels_in",
+    "channels_in.api",
     "sla",
     "knowledge_base",
     "realtime",

@@ -1,14 +1,14 @@
-"""The API channel: integrations push customer messages as JSON; they go through the one inbound pipeline."""
+"""The API channel's endpoint: store the pushed message as an envelope, then thread it into a ticket."""
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from channels_in.api.inbound import ApiPayloadError, parse_api_payload
 from tickets import inbound
 from tickets.api.parsers import JSONParser
 from tickets.api.permissions import IsAdmin
-from tickets.channels import ApiPayloadError, parse_api_payload
 from tickets.exceptions import InvalidIdentity
 from tickets.identities import normalize_address
 from tickets.models import Channel, EnvelopeStatus
