@@ -158,7 +158,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.CursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "tickets.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "tickets.api.errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"login": env("LOGIN_RATE", default="10/min")},
     "DEFAULT_RENDERER_CLASSES": [

@@ -1,6 +1,6 @@
 """API tokens: signing in for one, seeing it, revoking it. A password change revokes it too (User.save)."""
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -9,6 +9,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
+
+from tickets.api.schema import ERROR_REF
 
 
 class TokenLoginApi(ObtainAuthToken):
@@ -24,9 +26,12 @@ class CurrentTokenApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        responses=inline_serializer(
-            "ApiToken", {"created": serializers.DateTimeField(), "ends_with": serializers.CharField()}
-        )
+        responses={
+            200: inline_serializer(
+                "ApiToken", {"created": serializers.DateTimeField(), "ends_with": serializers.CharField()}
+            ),
+            404: OpenApiResponse(ERROR_REF, description="You have no API token."),
+        }
     )
     def get(self, request: Request) -> Response:
         token = Token.objects.filter(user=request.user).first()

@@ -1,0 +1,94 @@
+"""The OpenAPI schema tells the truth: every answer an operation gives is documented, with its shape."""
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from conftest import inbound_message
+from tickets import inbound, lifecycle
+from tickets.models import Status
+
+pytestmark = pytest.mark.django_db
+
+ERROR = "#/components/schemas/Error"
+VALIDATION_ERROR = "#/components/schemas/ValidationError"
+
+
+@pytest.fixture
+def schema(db) -> dict:
+    return json.loads(APIClient().get("/api/schema/", {"format": "json"}).content)
+
+
+def documented_error(schema: dict, path: str, method: str, status: int) -> str:
+    answer = schema["paths"][path][method]["responses"][str(status)]
+    return answer["content"]["application/json"]["schema"]["$ref"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "statuses"),
+    [
+        ("/api/v1/tickets/", "get", {400: VALIDATION_ERROR, 401: ERROR, 403: ERROR, 404: ERROR, 503: ERROR}),
+        ("/api/v1/tickets/", "post", {400: VALIDATION_ERROR, 401: ERROR, 403: ERROR, 415: ERROR}),
+        ("/api/v1/tickets/{ticket_id}/", "get", {401: ERROR, 403: ERROR, 404: ERROR, 503: ERROR}),
+        (
+            "/api/v1/tickets/{ticket_id}/",
+            "patch",
+            {400: VALIDATION_ERROR, 404: ERROR, 409: ERROR, 415: ERROR},
+        ),
+        ("/api/v1/tickets/{ticket_id}/reply/", "post", {400: VALIDATION_ERROR, 404: ERROR, 409: ERROR}),
+        ("/api/v1/customers/", "post", {400: VALIDATION_ERROR, 409: ERROR, 415: ERROR}),
+        ("/api/v1/auth/token/", "post", {400: VALIDATION_ERROR, 429: ERROR}),
+        ("/api/v1/auth/token/current/", "get", {401: ERROR, 404: ERROR}),
+        ("/api/v1/inbound/messages/", "post", {400: VALIDATION_ERROR, 403: ERROR, 415: ERROR}),
+    ],
+)
+def test_the_schema_lists_each_operations_errors_with_the_shared_shapes(schema, path, method, statuses):
+    documented = {status: documented_error(schema, path, method, status) for status in statuses}
+
+    assert documented == statuses
+
+
+def test_the_error_shapes_require_what_every_error_answer_carries(schema):
+    shapes = schema["components"]["schemas"]
+
+    assert shapes["Error"]["required"] == ["detail"]
+    assert set(shapes["ValidationError"]["properties"]) == {"detail", "code", "non_field_errors"}
+    assert "additionalProperties" in shapes["ValidationError"]
+
+
+def test_operations_without_input_or_ids_document_no_400_or_404(schema):
+    for path, method in [("/api/v1/users/me/", "get"), ("/api/v1/teams/", "get")]:
+        assert not {"400", "404"} & set(schema["paths"][path][method]["responses"]), path
+
+
+def test_error_answers_are_the_documented_ones(documented_call, alice, ivan):
+    ticket = inbound.receive(inbound_message()).ticket
+    lifecycle.update(ticket, actor=alice, status=Status.CLOSED)
+
+    answers = [
+        documented_call("GET", "/api/v1/tickets/", None),
+        documented_call("GET", "/api/v1/tickets/", ivan.user),
+        documented_call("GET", "/api/v1/tickets/{ticket_id}/", alice, path_parameters={"ticket_id": 10**9}),
+        documented_call("GET", "/api/v1/tickets/", alice, query={"cursor": "not-a-cursor"}),
+        documented_call("GET", "/api/v1/tickets/", alice, query={"assignee": "someone"}),
+        documented_call(
+            "POST",
+            "/api/v1/customers/",
+            alice,
+            body={"name": "Olga", "identities": [{"channel": "email", "address": "not an address"}]},
+            media_type="application/json",
+        ),
+        documented_call(
+            "POST",
+            "/api/v1/tickets/{ticket_id}/reply/",
+            alice,
+            path_parameters={"ticket_id": ticket.pk},
+            body={"text": "Anything else?"},
+            media_type="application/json",
+        ),
+    ]
+
+    assert [answer.status_code for answer in answers] == [401, 403, 404, 404, 400, 400, 409]
+    assert answers[5].json()["identities"]["0"]["address"]
+    assert answers[6].json()["code"] == "ticket_closed"
