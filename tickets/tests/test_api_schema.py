@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from conftest import inbound_message
 from tickets import inbound, lifecycle
-from tickets.models import Status
+from tickets.models import Organization, Status
 
 pytestmark = pytest.mark.django_db
 
@@ -92,3 +92,18 @@ def test_error_answers_are_the_documented_ones(documented_call, alice, ivan):
     assert [answer.status_code for answer in answers] == [401, 403, 404, 404, 400, 400, 409]
     assert answers[5].json()["identities"]["0"]["address"]
     assert answers[6].json()["code"] == "ticket_closed"
+
+
+@pytest.mark.parametrize("organization", [None, "Acme"])
+def test_a_customers_organization_is_answered_as_documented(documented_call, alice, ivan, organization):
+    if organization:
+        ivan.organization = Organization.objects.create(name=organization)
+        ivan.save()
+
+    detail = documented_call(
+        "GET", "/api/v1/customers/{customer_id}/", alice, path_parameters={"customer_id": ivan.pk}
+    )
+    listed = documented_call("GET", "/api/v1/customers/", alice)
+
+    assert detail.json()["organization"] == organization
+    assert [customer["organization"] for customer in listed.json()["results"]] == [organization]
