@@ -1,7 +1,7 @@
 """The API channel's endpoint: store the pushed message as an envelope, then thread it into a ticket."""
 
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import serializers, status
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -53,6 +53,10 @@ class InboundMessageApi(APIView):
         ],
     )
     def post(self, request):
+        # The raw body is what gets stored, so DRF never parses it; its content negotiation still decides
+        # whether the body is JSON at all, as for every other endpoint.
+        if request.negotiator.select_parser(request, self.get_parsers()) is None:
+            raise exceptions.UnsupportedMediaType(request.content_type)
         raw = request.body
         try:
             parsed = parse_api_payload(raw, {})

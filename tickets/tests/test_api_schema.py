@@ -1,13 +1,14 @@
 """The OpenAPI schema tells the truth: every answer an operation gives is documented, with its shape."""
 
 import json
+from urllib.parse import urlencode
 
 import pytest
 from rest_framework.test import APIClient
 
 from conftest import inbound_message
 from tickets import inbound, lifecycle
-from tickets.models import Organization, Status
+from tickets.models import Customer, Message, Organization, Status, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -107,3 +108,55 @@ def test_a_customers_organization_is_answered_as_documented(documented_call, ali
 
     assert detail.json()["organization"] == organization
     assert [customer["organization"] for customer in listed.json()["results"]] == [organization]
+
+
+@pytest.mark.parametrize("encoding", ["multipart", "form"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "tickets/"),
+        ("patch", "tickets/{ticket}/"),
+        ("post", "tickets/{ticket}/reply/"),
+        ("post", "customers/"),
+    ],
+)
+def test_a_form_body_where_json_is_documented_is_415_and_changes_nothing(
+    api_client, alice, ivan, captured_events, encoding, method, path
+):
+    ticket = inbound.receive(inbound_message()).ticket
+    before = (Ticket.objects.values().get(pk=ticket.pk), Message.objects.count(), Customer.objects.count())
+    body = {
+        "customer": ivan.pk,
+        "subject": "Form",
+        "text": "sent as a form",
+        "name": "Form",
+        "status": "open",
+    }
+    url = f"/api/v1/{path.format(ticket=ticket.pk)}"
+
+    if encoding == "form":
+        response = getattr(api_client(alice), method)(
+            url, urlencode(body), content_type="application/x-www-form-urlencoded"
+        )
+    else:
+        response = getattr(api_client(alice), method)(url, body, format="multipart")
+
+    assert response.status_code == 415
+    assert "Unsupported media type" in response.json()["detail"]
+    assert (
+        Ticket.objects.values().get(pk=ticket.pk),
+        Message.objects.count(),
+        Customer.objects.count(),
+    ) == before
+
+
+def test_the_schema_documents_json_bodies_only(schema):
+    bodies = {
+        f"{method.upper()} {path}": sorted(operation["requestBody"]["content"])
+        for path, operations in schema["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation and path != "/api/v1/auth/token/"
+    }
+
+    assert bodies == {operation: ["application/json"] for operation in bodies}
+    assert len(bodies) == 6

@@ -418,7 +418,9 @@ def test_reply_html_is_sanitized(api_client, alice, ivan):
     ticket = make_ticket(ivan)
 
     response = api_client(alice).post(
-        f"{TICKETS}{ticket.pk}/reply/", {"html": "<p>Hi <img src=x onerror=alert(1)><script>x()</script></p>"}
+        f"{TICKETS}{ticket.pk}/reply/",
+        {"html": "<p>Hi <img src=x onerror=alert(1)><script>x()</script></p>"},
+        format="json",
     )
 
     assert response.status_code == 201
