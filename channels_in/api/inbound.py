@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
@@ -40,10 +41,7 @@ def parse_api_payload(payload: bytes, source: dict[str, Any]) -> InboundMessage:
             )
             for item in document.get("attachments") or ()
         )
-        sent_at = parse_datetime(document["sent_at"]) if document.get("sent_at") else None
-        if document.get("sent_at") and sent_at is None:
-            # parse_datetime answers None for text that is not a date: a time we cannot read is refused.
-            raise ValueError(f"sent_at is not an ISO 8601 date and time: {document['sent_at']!r}")
+        sent_at = _sent_at(document.get("sent_at"))
         return InboundMessage(
             channel=Channel.API,
             external_id=str(document["id"]),
@@ -60,3 +58,20 @@ def parse_api_payload(payload: bytes, source: dict[str, Any]) -> InboundMessage:
         )
     except (KeyError, TypeError, AttributeError, binascii.Error, ValueError) as error:
         raise ApiPayloadError(f"malformed message: {error!r}") from None
+
+
+def _sent_at(value: Any) -> datetime | None:
+    """When the customer sent the message, in UTC; a time without a UTC offset is taken as UTC."""
+    if not value:
+        return None
+    # parse_datetime answers None for text that is not a date: a time we cannot read is refused.
+    parsed = parse_datetime(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise ApiPayloadError(f"malformed message: sent_at is not an ISO 8601 date and time: {value!r}")
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        # PostgreSQL refuses UTC offsets past ±15:59, which Python reads (up to ±23:59).
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ApiPayloadError(f"malformed message: sent_at is out of range: {value!r}") from None

@@ -2,7 +2,7 @@
 
 import base64
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -43,6 +43,22 @@ def test_a_pushed_message_becomes_an_inbound_message_on_the_api_channel():
     assert parsed.sent_at == datetime(2024, 3, 1, 10, 15, tzinfo=UTC)
 
 
+@pytest.mark.parametrize(
+    "sent_at",
+    [
+        "2024-03-01T10:15:00",
+        "2024-03-01T10:15:00+00:00",
+        "2024-03-01T15:15:00+05:00",
+        "2024-02-29T11:35:00-22:40",
+    ],
+)
+def test_the_time_a_message_was_sent_is_read_in_utc(sent_at):
+    parsed = parse_api_payload(payload(sent_at=sent_at), {})
+
+    assert parsed.sent_at == datetime(2024, 3, 1, 10, 15, tzinfo=UTC)
+    assert parsed.sent_at.utcoffset() == timedelta(0)
+
+
 def test_a_numeric_message_id_is_kept_as_text():
     assert parse_api_payload(payload(id=4711), {}).external_id == "4711"
 
@@ -75,6 +91,8 @@ def test_attachments_arrive_decoded_from_base64():
         (payload(attachments=[{"content_base64": ""}]), "malformed message"),
         (payload(sent_at="yesterday-ish"), "malformed message"),
         (payload(sent_at="2024-13-45T99:00:00"), "malformed message"),
+        (payload(sent_at=1709288100), "malformed message"),
+        (payload(sent_at="0001-01-01T00:00:00+05:00"), "malformed message"),
     ],
 )
 def test_what_is_not_a_message_is_refused_with_the_reason(raw, reason):
