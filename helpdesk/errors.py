@@ -1,4 +1,4 @@
-"""Answers for requests that fail outside any view's own error handling (Django's handler404/handler500).
+"""Answers for requests that fail outside any view's own error handling (Django's handler400/404/500).
 
 Under /api/ they are JSON, like every other API answer; a statement cut off by DATABASE_STATEMENT_TIMEOUT is
 a 503 wherever it happened (a view, or a middleware loading the session or the user).
@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
@@ -36,6 +37,15 @@ def statement_timeout_response(request: HttpRequest) -> HttpResponse:
         response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
     response["Retry-After"] = "5"
     return response
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Refused before any view ran: a body past DATA_UPLOAD_MAX_MEMORY_SIZE (413), a bad Host header (400)."""
+    if not is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse({"detail": _("The request body is too large.")}, status=413)
+    return JsonResponse({"detail": _("Bad request.")}, status=400)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

@@ -19,5 +19,6 @@ urlpatterns = [
     path("", include("tickets.views.urls")),
 ]
 
+handler400 = "helpdesk.errors.bad_request"
 handler404 = "helpdesk.errors.page_not_found"
 handler500 = "helpdesk.errors.server_error"

@@ -63,6 +63,7 @@ class AutoSchema(SpectacularAutoSchema):
         if any(parameter["in"] == "path" for parameter in parameters) or self._paginates():
             statuses.append((404, "Not found, or not yours to see"))
         if has_body:
+            statuses.append((413, "The body is larger than the server takes"))
             statuses.append((415, "The body is not in a media type the operation takes"))
         if self.view.get_throttles():
             statuses.append((429, "Too many requests; see Retry-After"))

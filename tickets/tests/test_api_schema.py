@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from conftest import inbound_message
 from tickets import inbound, lifecycle
-from tickets.models import Customer, Message, Organization, Status, Ticket
+from tickets.models import Customer, InboundEnvelope, Message, Organization, Status, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -160,3 +160,23 @@ def test_the_schema_documents_json_bodies_only(schema):
 
     assert bodies == {operation: ["application/json"] for operation in bodies}
     assert len(bodies) == 6
+
+
+def test_a_body_past_the_upload_limit_is_a_documented_413_and_stores_nothing(documented_call, settings, dave):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    message = {"id": "crm-1", "customer": {"id": "crm-customer-42"}, "text": "x" * 2000}
+
+    response = documented_call(
+        "POST", "/api/v1/inbound/messages/", dave, body=message, media_type="application/json"
+    )
+
+    assert response.status_code == 413
+    assert InboundEnvelope.objects.count() == 0
+
+
+def test_a_bad_request_django_refuses_before_the_api_is_a_json_400(client):
+    # A Host header Django refuses never reaches a view: handler400 answers.
+    response = client.get("/api/v1/tickets/", HTTP_HOST="evil.example")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Bad request."}
