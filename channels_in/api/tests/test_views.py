@@ -3,7 +3,9 @@
 import json
 
 import pytest
+from rest_framework.test import APIClient
 
+from channels_in.api.inbound import parse_api_payload
 from helpdesk import events
 from tickets.models import Channel, EnvelopeStatus, Identity, InboundEnvelope, Message, Ticket
 
@@ -86,3 +88,24 @@ def test_inbound_api_refuses_a_form_post(api_client, dave):
 
     assert response.status_code == 415
     assert InboundEnvelope.objects.count() == 0
+
+
+def test_the_schema_documents_the_message_format_the_parser_reads(db):
+    schema = json.loads(APIClient().get("/api/schema/", {"format": "json"}).content)
+    body = schema["paths"][URL]["post"]["requestBody"]["content"]["application/json"]
+    documented = schema["components"]["schemas"][body["schema"]["$ref"].rsplit("/", 1)[1]]
+
+    assert set(documented["properties"]) == {
+        "id",
+        "customer",
+        "subject",
+        "text",
+        "html",
+        "thread_key",
+        "in_reply_to",
+        "sent_at",
+        "attachments",
+    }
+    assert set(documented["required"]) == {"id", "customer"}
+    example = body["examples"]["Message"]["value"]
+    assert parse_api_payload(json.dumps(example).encode(), {}).sender_address == example["customer"]["id"]
