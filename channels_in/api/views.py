@@ -10,7 +10,7 @@ from tickets import inbound
 from tickets.api.parsers import JSONParser
 from tickets.api.permissions import IsAdmin
 from tickets.exceptions import InvalidIdentity
-from tickets.identities import normalize_address
+from tickets.identities import VISITOR_ID, normalize_address
 from tickets.models import Channel, EnvelopeStatus
 
 
@@ -38,7 +38,9 @@ class PushedMessageSerializer(serializers.Serializer):
     """The body parse_api_payload reads, for the schema: the view stores the raw body and parses that."""
 
     class CustomerInput(serializers.Serializer):
-        id = serializers.CharField(help_text="The integration's own id for the customer.")
+        id = serializers.RegexField(
+            f"^{VISITOR_ID.pattern}$", help_text="The integration's own id for the customer."
+        )
         name = serializers.CharField(required=False, allow_blank=True)
         locale = serializers.CharField(required=False, allow_blank=True)
 

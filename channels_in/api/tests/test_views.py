@@ -1,6 +1,7 @@
 """POST /api/v1/inbound/messages/: an integration pushes a customer's message through the one pipeline."""
 
 import json
+import re
 
 import pytest
 from rest_framework.test import APIClient
@@ -109,3 +110,18 @@ def test_the_schema_documents_the_message_format_the_parser_reads(db):
     assert set(documented["required"]) == {"id", "customer"}
     example = body["examples"]["Message"]["value"]
     assert parse_api_payload(json.dumps(example).encode(), {}).sender_address == example["customer"]["id"]
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "status"), [("crm-customer-42", 202), ("crm-c", 400), ("crm customer", 400)]
+)
+def test_the_documented_customer_id_pattern_is_the_one_the_endpoint_enforces(
+    api_client, dave, customer_id, status
+):
+    schema = json.loads(APIClient().get("/api/schema/", {"format": "json"}).content)
+    pattern = schema["components"]["schemas"]["CustomerInput"]["properties"]["id"]["pattern"]
+
+    response = api_client(dave).post(URL, crm_message(customer={"id": customer_id}), format="json")
+
+    assert bool(re.search(pattern, customer_id)) == (status == 202)
+    assert response.status_code == status
