@@ -77,10 +77,19 @@ def test_inbound_api_refuses_what_is_not_a_message_and_stores_nothing(api_client
     assert InboundEnvelope.objects.count() == 0
 
 
-def test_inbound_api_is_for_admins(api_client, alice, carol):
-    for user in (alice, carol):
-        response = api_client(user).post(URL, crm_message(), format="json")
-        assert response.status_code == 403
+def test_inbound_api_is_for_admins(api_client, alice, carol, ivan):
+    # Outside tickets.api.urls, so the access sweep in tickets/tests/test_api_access.py does not reach it.
+    answers = {
+        who: api_client(user).post(URL, crm_message(), format="json").status_code
+        for who, user in [
+            ("agent", alice),
+            ("supervisor", carol),
+            ("customer", ivan.user),
+            ("anonymous", None),
+        ]
+    }
+
+    assert answers == {"agent": 403, "supervisor": 403, "customer": 403, "anonymous": 401}
     assert InboundEnvelope.objects.count() == 0
 
 
