@@ -1,4 +1,4 @@
-"""Answers for requests that fail outside any view's own error handling (Django's handler404/handler500).
+"""Answers for requests that fail outside any view's own error handling (Django's handler400/404/500).
 
 Under /api/ they are JSON, like every other API answer. A statement cut off by DATABASE_STATEMENT_TIMEOUT and
 a database out of reach (restarting, failing over) are a 503 with Retry-After wherever they happened (a view,
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
+from django.core.exceptions import RequestDataTooBig
 from django.db import OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.translation import gettext as _
@@ -46,6 +47,15 @@ def unavailable_response(request: HttpRequest, error: BaseException | None) -> H
         response = HttpResponse(detail, status=503, content_type="text/plain; charset=utf-8")
     response["Retry-After"] = str(RETRY_AFTER_SECONDS)
     return response
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Refused before any view ran: a body past DATA_UPLOAD_MAX_MEMORY_SIZE (413), a bad Host header (400)."""
+    if not is_api(request):
+        return defaults.bad_request(request, exception)
+    if isinstance(exception, RequestDataTooBig):
+        return JsonResponse({"detail": _("The request body is too large.")}, status=413)
+    return JsonResponse({"detail": _("Bad request.")}, status=400)
 
 
 def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:

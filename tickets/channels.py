@@ -8,9 +8,6 @@ channel name to dotted paths, imported on first use, so the core never imports a
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +16,6 @@ from functools import cache
 from typing import Any, ClassVar, Protocol, Self
 
 from django.conf import settings
-from django.utils.dateparse import parse_datetime
 from django.utils.module_loading import import_string
 
 from tickets.exceptions import UnknownChannel
@@ -129,7 +125,7 @@ class ChannelEntry:
 
 REGISTRY: dict[str, ChannelEntry] = {
     Channel.API: ChannelEntry(
-        adapter="tickets.channels.ApiAdapter", parser="tickets.channels.parse_api_payload"
+        adapter="channels_in.api.outbound.ApiAdapter", parser="channels_in.api.inbound.parse_api_payload"
     ),
 }
 
@@ -182,58 +178,3 @@ class LogAdapter:
             message.text[:200],
         )
         return f"log-{message.message_id}"
-
-
-class ApiAdapter(LogAdapter):
-    """Replies on API tickets are read back through the API and the customer portal: nothing to send."""
-
-    channel: ClassVar[str] = Channel.API
-
-    def deliver(self, message: OutboundMessage) -> str:
-        return f"api-{message.message_id}"
-
-
-class ApiPayloadError(ValueError):
-    """The JSON document pushed to the API channel is not a message."""
-
-
-def parse_api_payload(payload: bytes, source: dict[str, Any]) -> InboundMessage:
-    """The API channel's wire format: a JSON message pushed by an integration (see the API docs)."""
-    try:
-        document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiPayloadError(f"not JSON: {error}") from None
-    except RecursionError:
-        raise ApiPayloadError("not JSON: nested too deeply") from None
-    if not isinstance(document, dict):
-        raise ApiPayloadError("expected a JSON object")
-    customer = document.get("customer") or {}
-    if not isinstance(document.get("id"), str | int) or document.get("id") in ("", None):
-        raise ApiPayloadError('"id" must be the integration\'s own id for the message (string or number)')
-    try:
-        attachments = tuple(
-            InboundAttachment(
-                filename=str(item["filename"]),
-                content_type=str(item.get("content_type") or "application/octet-stream"),
-                content=base64.b64decode(item["content_base64"], validate=True),
-                content_id=str(item.get("content_id") or ""),
-            )
-            for item in document.get("attachments") or ()
-        )
-        sent_at = parse_datetime(document["sent_at"]) if document.get("sent_at") else None
-        return InboundMessage(
-            channel=Channel.API,
-            external_id=str(document["id"]),
-            sender_address=str(customer["id"]),
-            sender_name=str(customer.get("name") or ""),
-            sender_locale=str(customer.get("locale") or ""),
-            text=str(document.get("text") or ""),
-            html=str(document.get("html") or ""),
-            subject=str(document.get("subject") or ""),
-            thread_key=str(document.get("thread_key") or ""),
-            in_reply_to=tuple(str(ref) for ref in document.get("in_reply_to") or ()),
-            sent_at=sent_at,
-            attachments=attachments,
-        )
-    except (KeyError, TypeError, AttributeError, binascii.Error, ValueError) as error:
-        raise ApiPayloadError(f"malformed message: {error!r}") from None

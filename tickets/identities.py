@@ -9,7 +9,8 @@ from tickets.models import Channel
 
 # Used with fullmatch: `$` would also match before a final line feed ("bob\n@example.com").
 _TELEGRAM_USER_ID = re.compile(r"[1-9][0-9]{0,19}")
-_VISITOR_ID = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
+# Widget visitors and API-channel customers; public because the API schema documents it as a pattern.
+VISITOR_ID = re.compile(r"[A-Za-z0-9_.:-]{8,128}")
 _EMAIL_LOCAL_PART = re.compile(r"[^\s@<>()\[\],;:\"\\]{1,64}")
 _DOMAIN_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
 
@@ -35,7 +36,7 @@ def normalize_address(channel: str, address: str, *, default_region: str | None 
             raise InvalidIdentity(f"{address!r} is not a possible phone number")
         return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     if channel in (Channel.WIDGET, Channel.API):
-        if not _VISITOR_ID.fullmatch(address):
+        if not VISITOR_ID.fullmatch(address):
             raise InvalidIdentity(f"{address!r} is not a valid visitor id")
         return address
     raise InvalidIdentity(f"unknown channel {channel!r}")

@@ -1,4 +1,4 @@
--- POST /api/v1/inbound/messages/: an integration pushing customer messages (tickets.channels.parse_api_payload).
+-- POST /api/v1/inbound/messages/: an integration pushing customer messages (channels_in.api.inbound.parse_api_payload).
 --   wrk -s bench/wrk/inbound.lua URL -- TOKEN RUN_TAG REPLY_SHARE     (run from the repository root)
 -- Every request has a unique "id" (RUN_TAG-thread-counter), so each stores one envelope and one message.
 -- Most come from new customers opening a conversation (an order question, its own thread_key); REPLY_SHARE

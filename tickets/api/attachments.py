@@ -9,7 +9,12 @@ from tickets.content import INLINE_SAFE_TYPES
 class AttachmentDownloadApi(APIView):
     """The file itself: shown inline only when it is a safe image type, downloaded otherwise."""
 
-    @extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
+    @extend_schema(
+        responses={
+            (200, content_type): OpenApiTypes.BINARY
+            for content_type in ["application/octet-stream", *sorted(INLINE_SAFE_TYPES)]
+        }
+    )
     def get(self, request, attachment_id: int):
         attachment = selectors.attachment_for_agent(request.user, attachment_id)
         inline = attachment.content_type in INLINE_SAFE_TYPES

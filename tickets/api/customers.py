@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tickets import customers, selectors
+from tickets.api.schema import CONFLICT
 from tickets.api.serializers import CustomerDetailSerializer, CustomerSerializer
 from tickets.exceptions import InvalidIdentity
 from tickets.identities import normalize_address
@@ -53,7 +54,7 @@ class CustomerListApi(generics.ListAPIView):
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
-    @extend_schema(request=CustomerCreateInput, responses={201: CustomerDetailSerializer})
+    @extend_schema(request=CustomerCreateInput, responses={201: CustomerDetailSerializer, 409: CONFLICT})
     def post(self, request):
         data = self.CustomerCreateInput(data=request.data)
         data.is_valid(raise_exception=True)

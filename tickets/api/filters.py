@@ -1,9 +1,31 @@
+from datetime import UTC, datetime
+
 import django_filters
+from django.core.exceptions import ValidationError as FormValidationError
 from django.db.models import QuerySet
+from django_filters.fields import IsoDateTimeField
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 
 from tickets.models import Channel, Priority, Status, Ticket
+
+
+class UtcIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 time, in UTC: Python takes UTC offsets up to ±23:59, PostgreSQL refuses past ±15:59."""
+
+    def to_python(self, value: str | None) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            # Year 1 or 9999 shifted out of the calendar: as unreadable as any other bad time.
+            raise FormValidationError(self.error_messages["invalid"], code="invalid") from None
+
+
+class UtcIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UtcIsoDateTimeField
 
 
 class TicketFilter(django_filters.FilterSet):
@@ -14,11 +36,18 @@ class TicketFilter(django_filters.FilterSet):
     team = django_filters.NumberFilter(field_name="team_id")
     customer = django_filters.NumberFilter(field_name="customer_id")
     tag = django_filters.CharFilter(method="filter_tag")
-    updated_since = django_filters.IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
+    updated_since = UtcIsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
         model = Ticket
         fields = ["status", "priority", "channel", "assignee", "team", "customer", "tag", "updated_since"]
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # `?updated_since=` given empty is not "no filter": a date-time or an integer has no empty value, so
+        # it goes to the field's own parsing and fails there (400). Left out, it still filters nothing.
+        for name in ("updated_since", "team", "customer"):
+            self.filters[name].field.empty_values = [None]
 
     def filter_assignee(self, tickets: QuerySet[Ticket], name: str, value: str) -> QuerySet[Ticket]:
         if value == "me":

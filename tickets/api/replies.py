@@ -4,6 +4,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from tickets import replies, selectors
+from tickets.api.schema import CONFLICT
 from tickets.api.serializers import MessageSerializer
 from tickets.models import Status
 
@@ -31,7 +32,7 @@ class TicketReplyApi(APIView):
                 )
             return status
 
-    @extend_schema(request=ReplyInput, responses={201: MessageSerializer})
+    @extend_schema(request=ReplyInput, responses={201: MessageSerializer, 409: CONFLICT})
     def post(self, request, ticket_id: int):
         ticket = selectors.ticket_for_agent(request.user, ticket_id)
         data = self.ReplyInput(data=request.data)

@@ -146,7 +146,8 @@ class TicketDetailSerializer(TicketRowSerializer):
 
 class CustomerSerializer(serializers.ModelSerializer):
     identities = IdentitySerializer(many=True, read_only=True)
-    organization = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    # Most customers belong to no organization: null, and documented so.
+    organization = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
 
     class Meta:
         model = Customer

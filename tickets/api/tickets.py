@@ -7,6 +7,7 @@ from rest_framework.views import APIView
 
 from tickets import lifecycle, replies, selectors
 from tickets.api.filters import StrictOrderingFilter, TicketFilter
+from tickets.api.schema import CONFLICT
 from tickets.api.serializers import TicketDetailSerializer, TicketListRowSerializer
 from tickets.models import Channel, Priority, Role, Status, Team, User
 
@@ -97,7 +98,7 @@ class TicketDetailApi(APIView):
         ticket = selectors.ticket_detail(request.user, ticket_id)
         return Response(TicketDetailSerializer(ticket).data)
 
-    @extend_schema(request=TicketUpdateInput, responses=TicketDetailSerializer)
+    @extend_schema(request=TicketUpdateInput, responses={200: TicketDetailSerializer, 409: CONFLICT})
     def patch(self, request, ticket_id: int):
         ticket = selectors.ticket_for_agent(request.user, ticket_id)
         data = self.TicketUpdateInput(data=request.data)

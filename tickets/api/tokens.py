@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.authtoken.serializers import AuthTokenSerializer
@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from helpdesk import signin
+from tickets.api.schema import ERROR_REF
 
 
 class TokenLoginSerializer(AuthTokenSerializer):
@@ -34,6 +35,8 @@ class TokenLoginApi(ObtainAuthToken):
     """
 
     serializer_class = TokenLoginSerializer
+    # No DRF throttle: the lockout answers 429 (tickets.api.schema documents it from this).
+    locks_out = True
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         try:
@@ -52,9 +55,12 @@ class CurrentTokenApi(APIView):
     permission_classes = [IsAuthenticated]
 
     @extend_schema(
-        responses=inline_serializer(
-            "ApiToken", {"created": serializers.DateTimeField(), "ends_with": serializers.CharField()}
-        )
+        responses={
+            200: inline_serializer(
+                "ApiToken", {"created": serializers.DateTimeField(), "ends_with": serializers.CharField()}
+            ),
+            404: OpenApiResponse(ERROR_REF, description="You have no API token."),
+        }
     )
     def get(self, request: Request) -> Response:
         token = Token.objects.filter(user=request.user).first()

@@ -2,7 +2,6 @@ from django.urls import path
 
 from tickets.api.attachments import AttachmentDownloadApi
 from tickets.api.customers import CustomerDetailApi, CustomerListApi
-from tickets.api.inbound import InboundMessageApi
 from tickets.api.people import MeApi, TeamListApi
 from tickets.api.portal import PortalTicketDetailApi, PortalTicketListApi
 from tickets.api.replies import TicketNoteApi, TicketReplyApi
@@ -24,7 +23,6 @@ urlpatterns = [
     path("customers/<int:customer_id>/", CustomerDetailApi.as_view(), name="customer-detail"),
     path("teams/", TeamListApi.as_view(), name="team-list"),
     path("users/me/", MeApi.as_view(), name="me"),
-    path("inbound/messages/", InboundMessageApi.as_view(), name="inbound-message"),
     path("portal/tickets/", PortalTicketListApi.as_view(), name="portal-ticket-list"),
     path("portal/tickets/<int:ticket_id>/", PortalTicketDetailApi.as_view(), name="portal-ticket-detail"),
 ]

@@ -1,4 +1,4 @@
-"""The rest of the API: teams, users/me, token auth, schema and docs, the inbound API channel, attachments."""
+"""The rest of the API: teams, users/me, token auth, schema and docs, attachments."""
 
 import json
 import re
@@ -9,10 +9,9 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from conftest import inbound_message
-from helpdesk import events
 from tickets import inbound
 from tickets.channels import InboundAttachment
-from tickets.models import Attachment, Channel, EnvelopeStatus, Identity, InboundEnvelope, Message, Ticket
+from tickets.models import Attachment, InboundEnvelope, Message, Ticket
 
 pytestmark = pytest.mark.django_db
 
@@ -176,87 +175,6 @@ def test_docs_page_loads_swagger_from_our_own_static_files(db):
     for asset in assets:
         assert asset.startswith("/static/"), asset
         assert finders.find(asset.removeprefix("/static/")), f"{asset} is not among our static files"
-
-
-# --- the inbound API channel ---
-
-
-def crm_message(**overrides) -> dict:
-    message = {
-        "id": "crm-4711",
-        "customer": {"id": "crm-customer-42", "name": "Ivan Petrov", "locale": "ru"},
-        "subject": "Order not delivered",
-        "text": "Where is my order?",
-        "thread_key": "order-1009",
-    }
-    message.update(overrides)
-    return message
-
-
-def test_inbound_api_message_becomes_a_ticket_through_the_one_pipeline(api_client, dave, captured_events):
-    response = api_client(dave).post(f"{API}inbound/messages/", crm_message(), format="json")
-
-    assert response.status_code == 202
-    stored = response.json()
-    assert stored["status"] == EnvelopeStatus.PROCESSED
-    ticket = Ticket.objects.get(pk=stored["ticket"])
-    assert (ticket.channel, ticket.subject, ticket.thread_key) == (
-        Channel.API,
-        "Order not delivered",
-        "order-1009",
-    )
-    assert ticket.customer.name == "Ivan Petrov"
-    assert Identity.objects.get(channel=Channel.API).address == "crm-customer-42"
-    assert Message.objects.get(pk=stored["message"]).body_text == "Where is my order?"
-    assert captured_events.names == [events.TICKET_CREATED, events.MESSAGE_RECEIVED]
-
-
-def test_inbound_api_message_sent_twice_is_stored_once(api_client, dave):
-    first = api_client(dave).post(f"{API}inbound/messages/", crm_message(), format="json").json()
-    again = api_client(dave).post(f"{API}inbound/messages/", crm_message(), format="json")
-
-    assert again.status_code == 202
-    assert again.json()["envelope"] == first["envelope"] and again.json()["message"] == first["message"]
-    assert InboundEnvelope.objects.count() == 1 and Message.objects.count() == 1
-
-
-def test_inbound_api_message_with_the_same_thread_key_joins_the_ticket(api_client, dave):
-    first = api_client(dave).post(f"{API}inbound/messages/", crm_message(), format="json").json()
-    second = api_client(dave).post(
-        f"{API}inbound/messages/", crm_message(id="crm-4712", text="Still waiting"), format="json"
-    )
-
-    assert second.json()["ticket"] == first["ticket"]
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"{not json",
-        b"[1, 2]",
-        json.dumps({"customer": {"id": "crm-customer-42"}, "text": "no id"}).encode(),
-        json.dumps({"id": "crm-1", "text": "no customer"}).encode(),
-    ],
-)
-def test_inbound_api_refuses_what_is_not_a_message_and_stores_nothing(api_client, dave, body):
-    response = api_client(dave).post(f"{API}inbound/messages/", body, content_type="application/json")
-
-    assert response.status_code == 400
-    assert InboundEnvelope.objects.count() == 0
-
-
-def test_inbound_api_is_for_admins(api_client, alice, carol):
-    for user in (alice, carol):
-        response = api_client(user).post(f"{API}inbound/messages/", crm_message(), format="json")
-        assert response.status_code == 403
-    assert InboundEnvelope.objects.count() == 0
-
-
-def test_inbound_api_refuses_a_form_post(api_client, dave):
-    response = api_client(dave).post(f"{API}inbound/messages/", {"id": "crm-1"}, format="multipart")
-
-    assert response.status_code in (400, 415)
-    assert InboundEnvelope.objects.count() == 0
 
 
 # --- attachments ---

@@ -127,6 +127,20 @@ def test_updated_since_keeps_tickets_changed_at_or_after_the_time(api_client, ca
     assert listed_ids(response) == [recent.pk]
 
 
+def test_updated_since_takes_any_utc_offset_python_reads(api_client, carol, ivan):
+    # -22:40 is a valid ISO 8601 offset that PostgreSQL refuses (it stops at ±15:59): compared in UTC.
+    now = timezone.now().replace(microsecond=0)
+    make_ticket(ivan, updated_at=now - timedelta(days=3))
+    recent = make_ticket(ivan, updated_at=now - timedelta(hours=1))
+    far_west = timezone.get_fixed_timezone(-(22 * 60 + 40))
+
+    since = (now - timedelta(days=1)).astimezone(far_west).isoformat()
+    response = api_client(carol).get(TICKETS, {"updated_since": since})
+
+    assert since.endswith("-22:40")
+    assert listed_ids(response) == [recent.pk]
+
+
 @pytest.mark.parametrize("field", ["updated_at", "created_at", "number"])
 def test_ordering_by_a_field_both_ways(api_client, carol, ivan, field):
     now = timezone.now()
@@ -195,6 +209,11 @@ def test_next_links_walk_every_ticket_once_even_when_times_are_equal(api_client,
         ({"priority": "whenever"}, "priority"),
         ({"channel": "fax"}, "channel"),
         ({"updated_since": "garbage"}, "updated_since"),
+        ({"updated_since": ""}, "updated_since"),
+        ({"updated_since": "0001-01-01T00:00:00+05:00"}, "updated_since"),
+        ({"updated_since": "9999-12-31T23:00:00-05:00"}, "updated_since"),
+        ({"team": ""}, "team"),
+        ({"customer": ""}, "customer"),
         ({"assignee": "xyz"}, "assignee"),
         ({"assignee": "-1"}, "assignee"),
         ({"team": "abc"}, "team"),
@@ -418,7 +437,9 @@ def test_reply_html_is_sanitized(api_client, alice, ivan):
     ticket = make_ticket(ivan)
 
     response = api_client(alice).post(
-        f"{TICKETS}{ticket.pk}/reply/", {"html": "<p>Hi <img src=x onerror=alert(1)><script>x()</script></p>"}
+        f"{TICKETS}{ticket.pk}/reply/",
+        {"html": "<p>Hi <img src=x onerror=alert(1)><script>x()</script></p>"},
+        format="json",
     )
 
     assert response.status_code == 201
