@@ -201,7 +201,7 @@ def parse_api_payload(payload: bytes, source: dict[str, Any]) -> InboundMessage:
     """The API channel's wire format: a JSON message pushed by an integration (see the API docs)."""
     try:
         document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except ValueError as error:  # not UTF-8, not JSON, or an integer past Python's 4,300 digits
         raise ApiPayloadError(f"not JSON: {error}") from None
     except RecursionError:
         raise ApiPayloadError("not JSON: nested too deeply") from None

@@ -21,7 +21,11 @@ from helpdesk import events
 from tickets.channels import InboundMessage, parser_for
 from tickets.content import (
     attachment_too_large,
-    sanitize_html,
+    is_storable,
+    keep_original_html,
+    message_body,
+    storable_json,
+    storable_message,
     store_attachment,
     subject_from_text,
     text_from_html,
@@ -66,6 +70,8 @@ def receive(inbound: InboundMessage) -> Received:
     The same (channel, external_id) twice gives back the first message and changes nothing.
     This is the ingest hot path: one statement finds everything, one writes everything (tickets.rows).
     """
+    # What the database cannot store (NUL, unpaired surrogates) is replaced once, here, for every channel.
+    inbound = storable_message(inbound)
     address = normalize_address(inbound.channel, inbound.sender_address)
     external_id = fit_external_id(inbound.external_id)
     try:
@@ -77,10 +83,11 @@ def receive(inbound: InboundMessage) -> Received:
 
 
 def fit_external_id(external_id: str) -> str:
-    """The channel's id as stored: ids longer than the column are replaced by their SHA-256."""
-    if len(external_id) <= 255:
+    """The channel's id as stored: ids longer than the column, or with characters PostgreSQL cannot store
+    (NUL, unpaired surrogates), are replaced by their SHA-256, so two different ids never become one."""
+    if len(external_id) <= 255 and is_storable(external_id):
         return external_id
-    return "sha256:" + hashlib.sha256(external_id.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(external_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _receive_once(inbound: InboundMessage, address: str, external_id: str) -> Received:
@@ -226,7 +233,7 @@ def _store(
     else:
         ticket_id = ticket.pk
         happened = _apply_customer_message(writes, ticket, now=now)
-    html = sanitize_html(inbound.html)
+    body = message_body(text=inbound.text, html=inbound.html)
     storable, rejected = [], []
     for item in inbound.attachments:
         if attachment_too_large(len(item.content)):
@@ -236,6 +243,8 @@ def _store(
     channel_data = dict(inbound.channel_data)
     if rejected:
         channel_data["rejected_attachments"] = rejected
+    if body.note:
+        channel_data["content_note"] = body.note
     message = writes.insert(
         Message,
         [
@@ -245,8 +254,8 @@ def _store(
                 "kind": inbound.kind,
                 "channel": inbound.channel,
                 "customer_id": customer_id,
-                "body_text": inbound.text or text_from_html(html),
-                "body_html": html,
+                "body_text": body.text,
+                "body_html": body.html,
                 "external_id": external_id,
                 "channel_data": channel_data,
                 "delivery_status": "",
@@ -281,6 +290,7 @@ def _store(
             content=item.content,
             content_id=item.content_id,
         )
+    keep_original_html(message.instance, body)
     received = Received(message=message.instance, ticket=ticket, ticket_created=ticket_created)
     return received, new_events.instances
 
@@ -378,7 +388,10 @@ def store_envelope(
     Returns (envelope, created).
     """
     envelope = InboundEnvelope(
-        channel=channel, external_id=fit_external_id(external_id), payload=payload, source=source or {}
+        channel=channel,
+        external_id=fit_external_id(external_id),
+        payload=payload,
+        source=storable_json(source or {}),
     )
     if insert_unless_exists(envelope, unique=("channel", "external_id")):
         return envelope, True
