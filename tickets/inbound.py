@@ -2,7 +2,9 @@
 
 Channel views and pollers first store the raw payload with `store_envelope()`, then call
 `process_envelope()`, which parses it with the channel's parser and calls `receive()`. A failure
-leaves the envelope `failed` with its error, to be replayed with `manage.py replay_envelopes`.
+leaves the envelope `failed` with its error; it is tried again automatically with backoff
+(ENVELOPE_RETRY_BACKOFF, by the beat task `retry_due_envelopes`) and can be replayed by hand at any time
+with `manage.py replay_envelopes` or the admin action.
 """
 
 from __future__ import annotations
@@ -412,10 +414,14 @@ def process_envelope(envelope: InboundEnvelope) -> InboundEnvelope:
         else:
             message = receive(inbound).message
             outcome.update(status=EnvelopeStatus.PROCESSED, message_id=message.pk)
-        outcome.update(error="", processed_at=timezone.now())
+        outcome.update(error="", processed_at=timezone.now(), next_attempt_at=None)
     except Exception:
         logger.exception("Inbound envelope %s failed; kept for replay", envelope.pk)
-        outcome.update(status=EnvelopeStatus.FAILED, error=traceback.format_exc(limit=8)[-4000:])
+        outcome.update(
+            status=EnvelopeStatus.FAILED,
+            error=traceback.format_exc(limit=8)[-4000:],
+            next_attempt_at=next_envelope_attempt(outcome["attempts"]),
+        )
     # A prepared UPDATE (tickets.rows): this runs once per inbound message, on the hot path.
     writes = Writes()
     writes.update(envelope, **outcome)
@@ -435,6 +441,41 @@ def replay_envelopes(
     if envelope_ids:
         pending = pending.filter(pk__in=envelope_ids)
     return [process_envelope(envelope) for envelope in pending.order_by("received_at", "id")[:limit]]
+
+
+# Waits before the automatic tries after a failed one: 1, 5 and 30 minutes, then every 6 hours. After the
+# last the envelope stays failed (counted on /healthz) until someone replays it.
+ENVELOPE_RETRY_BACKOFF = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    *[timedelta(hours=6)] * 4,
+)
+# A claimed retry not finished by then (its worker died) is due again.
+ENVELOPE_RETRY_LEASE = timedelta(minutes=10)
+
+
+def next_envelope_attempt(attempts: int) -> datetime | None:
+    """When to try an envelope again after its `attempts`-th try failed; None once the tries are spent."""
+    if attempts > len(ENVELOPE_RETRY_BACKOFF):
+        return None
+    return timezone.now() + ENVELOPE_RETRY_BACKOFF[attempts - 1]
+
+
+def retry_due_envelopes(*, now: datetime | None = None, limit: int = 100) -> list[InboundEnvelope]:
+    """Try again each failed envelope whose time has come, oldest due first.
+
+    Each is claimed by a conditional update (its next try moved a lease ahead) before it is processed, so
+    overlapping sweeps never process one envelope twice at once.
+    """
+    now = now or timezone.now()
+    due = InboundEnvelope.objects.filter(status=EnvelopeStatus.FAILED, next_attempt_at__lte=now)
+    done = []
+    for envelope_id in due.order_by("next_attempt_at").values_list("id", flat=True)[:limit]:
+        claimed = due.filter(pk=envelope_id).update(next_attempt_at=now + ENVELOPE_RETRY_LEASE)
+        if claimed:
+            done.append(process_envelope(InboundEnvelope.objects.get(pk=envelope_id)))
+    return done
 
 
 def stuck_envelope_ids(*, older_than: timedelta) -> list[int]:

@@ -1,11 +1,14 @@
-"""Inbound envelopes: what strangers send is cleaned and kept."""
+"""Inbound envelopes: what strangers send is cleaned and kept; failed ones retry with backoff, then wait."""
 
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from conftest import inbound_message
-from tickets import inbound
+from helpdesk.health import check_envelopes, run_check
+from tickets import inbound, tasks
 from tickets.models import Channel, EnvelopeStatus, InboundEnvelope, Message, Ticket
 
 pytestmark = pytest.mark.django_db
@@ -124,3 +127,87 @@ def test_nul_in_channel_data_and_envelope_source_is_stored_cleaned():
     assert envelope.source == {"mailbox\ufffd": "in\ufffdbox"}
     received.message.refresh_from_db()
     assert received.message.channel_data["to"] == ["support\ufffd@shop.test"]
+
+
+# --- item 4: failed envelopes retry with backoff, then stay failed ---
+
+
+def failed_envelope(external_id: str = "bad-1") -> InboundEnvelope:
+    envelope, _ = inbound.store_envelope(Channel.API, external_id, b"{not json")
+    return inbound.process_envelope(envelope)
+
+
+def assert_next_try_after(envelope: InboundEnvelope, wait: timedelta, *, tried_between) -> None:
+    envelope.refresh_from_db()
+    earliest, latest = tried_between
+    assert earliest + wait <= envelope.next_attempt_at <= latest + wait
+
+
+def test_a_failed_envelope_is_retried_after_1_5_and_30_minutes_then_every_6_hours_then_stays_failed():
+    before = timezone.now()
+    envelope = failed_envelope()
+    assert_next_try_after(envelope, timedelta(minutes=1), tried_between=(before, timezone.now()))
+    waits = [timedelta(minutes=5), timedelta(minutes=30), *[timedelta(hours=6)] * 4]
+
+    for attempt, wait in enumerate(waits, start=2):
+        assert inbound.retry_due_envelopes(now=envelope.next_attempt_at - timedelta(seconds=1)) == []
+        before = timezone.now()
+        (retried,) = inbound.retry_due_envelopes(now=envelope.next_attempt_at)
+        assert retried.pk == envelope.pk and retried.status == EnvelopeStatus.FAILED
+        assert_next_try_after(envelope, wait, tried_between=(before, timezone.now()))
+        assert envelope.attempts == attempt
+
+    (last,) = inbound.retry_due_envelopes(now=envelope.next_attempt_at)
+    envelope.refresh_from_db()
+    assert envelope.attempts == len(waits) + 2 == 8
+    assert envelope.status == EnvelopeStatus.FAILED and envelope.next_attempt_at is None
+    assert inbound.retry_due_envelopes(now=timezone.now() + timedelta(days=365)) == []
+    assert envelope.error and "not JSON" in envelope.error
+
+
+def test_a_retry_that_succeeds_processes_the_envelope_and_ends_its_retries(monkeypatch):
+    envelope, _ = inbound.store_envelope(Channel.API, "crm-7", json.dumps(crm_message(id="crm-7")).encode())
+    with monkeypatch.context() as patch:
+        patch.setattr(inbound, "receive", lambda message: 1 / 0)
+        inbound.process_envelope(envelope)
+    envelope.refresh_from_db()
+    assert envelope.status == EnvelopeStatus.FAILED
+
+    assert tasks.retry_due_envelopes() == 0, "not due yet"
+    InboundEnvelope.objects.filter(pk=envelope.pk).update(next_attempt_at=timezone.now())
+    assert tasks.retry_due_envelopes() == 1
+
+    envelope.refresh_from_db()
+    assert envelope.status == EnvelopeStatus.PROCESSED and envelope.next_attempt_at is None
+    assert envelope.attempts == 2
+    assert envelope.message.body_text == "Where is my order?"
+
+
+def test_a_claimed_retry_is_not_taken_by_a_second_sweep():
+    envelope = failed_envelope()
+    due = envelope.next_attempt_at
+    InboundEnvelope.objects.filter(pk=envelope.pk).update(next_attempt_at=due + inbound.ENVELOPE_RETRY_LEASE)
+
+    assert inbound.retry_due_envelopes(now=due) == []
+    envelope.refresh_from_db()
+    assert envelope.attempts == 1
+
+
+def test_the_replay_command_still_replays_an_envelope_whose_tries_are_spent():
+    envelope = failed_envelope()
+    InboundEnvelope.objects.filter(pk=envelope.pk).update(attempts=8, next_attempt_at=None)
+
+    (replayed,) = inbound.replay_envelopes(envelope_ids=[envelope.pk])
+
+    assert replayed.attempts == 9 and replayed.status == EnvelopeStatus.FAILED
+    assert replayed.next_attempt_at is None
+
+
+def test_health_counts_failed_envelopes_and_those_whose_tries_are_spent():
+    failed_envelope("bad-1")
+    spent = failed_envelope("bad-2")
+    InboundEnvelope.objects.filter(pk=spent.pk).update(attempts=8, next_attempt_at=None)
+
+    report = run_check("envelopes", check_envelopes)
+
+    assert report == {"status": "warning", "failed": 2, "gave_up": 1, "limit": 0}
