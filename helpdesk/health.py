@@ -4,7 +4,8 @@ Checked: PostgreSQL, Redis, the Celery broker, the realtime channel layer (a mes
 and read back) and the outbox backlog (domain events older than a minute still unpublished: the broker or
 beat is down); any of them failing answers 503. Inbound envelopes that failed processing are counted too, as
 a warning that does not change the answer: one malformed message from a stranger must not make probes take
-every web container out of service.
+every web container out of service. Of those, "gave_up" counts the ones whose automatic tries are spent: they
+wait for someone to replay them.
 
 Served by a middleware placed first, so container health checks get an answer over plain HTTP whatever Host
 they send (no HTTPS redirect, no ALLOWED_HOSTS). Only from inside the network: a client on a public address,
@@ -105,9 +106,16 @@ def check_outbox() -> Check:
 
 def check_envelopes() -> Check:
     # The partial index envelope_unfinished holds the pending and failed ones.
-    failed = _capped_count(InboundEnvelope.objects.filter(status=EnvelopeStatus.FAILED))
+    failed = InboundEnvelope.objects.filter(status=EnvelopeStatus.FAILED)
+    count = _capped_count(failed)
+    gave_up = _capped_count(failed.filter(next_attempt_at=None)) if count else 0
     limit = settings.HEALTH_MAX_FAILED_ENVELOPES
-    return {"status": "ok" if failed <= limit else "warning", "failed": failed, "limit": limit}
+    return {
+        "status": "ok" if count <= limit else "warning",
+        "failed": count,
+        "gave_up": gave_up,
+        "limit": limit,
+    }
 
 
 CHECKS: dict[str, Callable[[], Check]] = {

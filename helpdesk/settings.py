@@ -263,9 +263,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tickets.tasks.retry_due_deliveries",
         "schedule": 60.0,
     },
-    "replay-stuck-envelopes": {
-        "task": "tickets.tasks.replay_stuck_envelopes",
-        "schedule": 300.0,
+    "retry-due-envelopes": {
+        "task": "tickets.tasks.retry_due_envelopes",
+        "schedule": 60.0,
     },
 }
 
