@@ -130,7 +130,11 @@ class ComposerForm(forms.Form):
 
 
 class TicketFieldsForm(forms.Form):
-    """The side panel's fields; only what changed goes to lifecycle.update()."""
+    """The side panel's fields; only what the agent changed goes to lifecycle.update().
+
+    "Changed" is against the values the page showed (Django's show_hidden_initial sends them back), not the
+    ticket's values now: a field another agent changed meanwhile is not put back by saving another one.
+    """
 
     status = forms.ChoiceField(label=_("Status"), choices=Status.choices)
     priority = forms.ChoiceField(label=_("Priority"), choices=Priority.choices)
@@ -159,7 +163,8 @@ class TicketFieldsForm(forms.Form):
             },
         )
         super().__init__(*args, **kwargs)
-        self.ticket = ticket
+        for field in self.fields.values():
+            field.show_hidden_initial = True
         self.fields["assignee"].label_from_instance = lambda user: user.get_full_name() or user.username
 
     def clean_tags(self) -> list[str]:
@@ -169,12 +174,5 @@ class TicketFieldsForm(forms.Form):
         return tags
 
     def changes(self) -> dict:
-        """The fields whose value differs from the ticket's, as lifecycle.update() keywords."""
-        current = {
-            "status": self.ticket.status,
-            "priority": self.ticket.priority,
-            "assignee": self.ticket.assignee,
-            "team": self.ticket.team,
-            "tags": self.ticket.tags,
-        }
-        return {name: value for name, value in self.cleaned_data.items() if value != current[name]}
+        """The fields the agent changed on the page, as lifecycle.update() keywords."""
+        return {name: self.cleaned_data[name] for name in self.changed_data}

@@ -233,3 +233,20 @@ def test_the_ticket_page_costs_the_same_queries_for_two_messages_as_for_twenty(
 
     assert Message.objects.filter(ticket=ticket).count() >= 20
     assert many == few
+
+
+def test_saving_the_side_panel_keeps_what_another_agent_changed_meanwhile(client, alice, bob, carol, ticket):
+    client.force_login(alice)
+    panel = client.get(reverse("ticket", args=[ticket.pk])).context["fields"]
+    shown = {name: panel[name].value() for name in ("status", "priority", "assignee", "team", "tags")}
+    as_loaded = {f"initial-{name}": value or "" for name, value in shown.items()}
+    lifecycle.update(ticket, actor=carol, priority=Priority.URGENT)  # while alice's page is open
+
+    client.post(
+        reverse("ticket-fields", args=[ticket.pk]),
+        {**{name: value or "" for name, value in shown.items()}, **as_loaded, "status": "open"},
+    )
+
+    ticket.refresh_from_db()
+    assert ticket.status == Status.OPEN
+    assert ticket.priority == Priority.URGENT
