@@ -3,6 +3,7 @@ production web server (gunicorn) and a real Celery worker. Screenshots go to var
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +12,15 @@ from pathlib import Path
 import pytest
 from django.db import connections
 
-from conftest import REPO, free_port, gunicorn_command, inbound_message, running_server, server_environment
+from conftest import (
+    REPO,
+    free_port,
+    gunicorn_command,
+    inbound_message,
+    realtime_command,
+    running_server,
+    server_environment,
+)
 from tickets import inbound, lifecycle
 from tickets.models import Message, Priority, Role, User
 
@@ -34,12 +43,27 @@ sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture
-def web_server(celery_queue) -> Iterator[str]:
+def realtime_url() -> Iterator[str]:
+    """The realtime service (uvicorn, Channels on the shared Redis with this run's own prefix)."""
+    port = free_port()
+    with running_server(realtime_command(port), port=port, env=server_environment()):
+        yield f"ws://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def web_server(celery_queue, realtime_url) -> Iterator[str]:
+    with started_web_server(celery_queue, realtime_url) as base_url:
+        yield base_url
+
+
+@contextlib.contextmanager
+def started_web_server(queue: str, realtime_url: str) -> Iterator[str]:
     """The production web command on this run's test database; replies go to the worker's queue."""
     port = free_port()
     env = server_environment(
-        CELERY_QUEUE=celery_queue,
+        CELERY_QUEUE=queue,
         DELIVER_TO_LOG="true",
+        REALTIME_URL=realtime_url,
         # Plain HTTP on 127.0.0.1: cookies cannot be Secure here (production keeps them Secure).
         SESSION_COOKIE_SECURE="false",
         CSRF_COOKIE_SECURE="false",
@@ -101,12 +125,57 @@ def test_agent_signs_in_takes_an_unassigned_ticket_replies_and_sees_it_delivered
     page.keyboard.press("Control+Enter")
 
     page.locator(".entry.outbound").get_by_text("Отправили счёт повторно").wait_for()
-    reply = Message.objects.get(ticket=ticket, direction="out")
-    wait_until(lambda: Message.objects.get(pk=reply.pk).delivery_status == "sent")
-    page.reload()
-    assert page.locator(".entry.outbound [data-delivery='sent']").is_visible()
+    # Delivered by the worker; the page learns it live from the realtime service, without a reload.
+    page.locator(".entry.outbound [data-delivery='sent']").wait_for(timeout=30_000)
+    assert Message.objects.get(ticket=ticket, direction="out").delivery_status == "sent"
     ticket.refresh_from_db()
     assert ticket.assignee == anna and ticket.status == "open"
+
+
+def test_a_new_customer_message_appears_on_the_open_ticket_and_keeps_the_draft(
+    web_server, browser, anna, ivan, celery_worker
+):
+    ticket = inbound.receive(inbound_message(subject="Не пришёл счёт")).ticket
+    page = browser.new_page()
+    sign_in(page, web_server, "anna")
+    page.goto(f"{web_server}/tickets/{ticket.pk}/")
+    page.fill("#composer-text", "Черновик ответа")
+    page.locator("html[data-live='on']").wait_for(state="attached")  # the page's socket is open
+
+    inbound.receive(inbound_message(subject="Re: Не пришёл счёт", text="Нашёл счёт в спаме, спасибо!"))
+
+    page.locator(".entry.inbound").get_by_text("Нашёл счёт в спаме").wait_for(timeout=30_000)
+    assert page.input_value("#composer-text") == "Черновик ответа"
+    assert page.locator("#live-banner").is_hidden()
+
+
+def test_a_new_ticket_appears_in_the_list_and_its_count_without_a_reload(
+    web_server, browser, anna, ivan, celery_worker
+):
+    page = browser.new_page()
+    sign_in(page, web_server, "anna")
+    page.goto(f"{web_server}/tickets/?view=unassigned")
+    page.locator("html[data-live='on']").wait_for(state="attached")
+    assert page.locator(".empty").is_visible()
+
+    inbound.receive(inbound_message(subject="Возврат за двойное списание", new_conversation=True))
+
+    page.locator(".ticket-row").get_by_text("Возврат за двойное списание").wait_for(timeout=30_000)
+    unassigned = page.locator("#rail a[href$='view=unassigned'] .count")
+    assert unassigned.inner_text() == "1"
+
+
+def test_without_the_realtime_service_the_page_says_live_updates_are_paused(
+    celery_queue, browser, anna, ivan
+):
+    closed = f"ws://127.0.0.1:{free_port()}"  # nothing listens there
+    with started_web_server(celery_queue, closed) as base_url:
+        page = browser.new_page()
+        sign_in(page, base_url, "anna")
+
+        page.locator("#live-banner").wait_for(state="visible", timeout=10_000)
+        assert "Live updates are paused" in page.inner_text("#live-banner")
+        assert page.locator(".ticket-list, .empty").count() == 1  # the page itself still works
 
 
 def test_a_customer_message_with_script_payloads_renders_inert(web_server, browser, anna, ivan):
