@@ -281,9 +281,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tickets.tasks.retry_due_deliveries",
         "schedule": 60.0,
     },
-    "replay-stuck-envelopes": {
-        "task": "tickets.tasks.replay_stuck_envelopes",
-        "schedule": 300.0,
+    "retry-due-envelopes": {
+        "task": "tickets.tasks.retry_due_envelopes",
+        "schedule": 60.0,
     },
 }
 
@@ -314,6 +314,7 @@ REALTIME_SOCKET_MAX_AGE = env.int("REALTIME_SOCKET_MAX_AGE", default=3600)
 # this many failed inbound envelopes.
 HEALTH_MAX_OUTBOX_BACKLOG = env.int("HEALTH_MAX_OUTBOX_BACKLOG", default=100)
 HEALTH_MAX_FAILED_ENVELOPES = env.int("HEALTH_MAX_FAILED_ENVELOPES", default=0)
+HEALTH_MAX_STRANDED_BATCHES = env.int("HEALTH_MAX_STRANDED_BATCHES", default=0)
 
 # Committed domain events are gathered this long (seconds) and published as one batch; 0 publishes each
 # transaction's events at once.

@@ -166,6 +166,19 @@ def test_customer_html_is_shown_with_remote_images_waiting_for_show_images(clien
     assert "Show images" in page
 
 
+def test_remote_images_of_a_message_stored_before_they_were_marked_also_wait(client, alice, ivan):
+    received = inbound.receive(inbound_message(html="<p>Old mail</p>"))
+    Message.objects.filter(ticket=received.ticket).update(
+        body_html='<p>Old mail <img src="http://tracker.example/open.gif"></p>'
+    )
+    client.force_login(alice)
+
+    page = page_of(client, received.ticket)
+
+    assert 'data-remote-src="http://tracker.example/open.gif"' in page
+    assert ' src="http://tracker.example' not in page
+
+
 def test_remote_image_blocking_keeps_the_rest_of_the_html_as_it_was():
     shown = without_remote_images(
         '<p title="a &amp; b">1 &lt; 2 &#169;<img src="//cdn.example/x.png" alt="x"><br></p>'

@@ -89,8 +89,9 @@ def _team(teams: dict[int, Team], team_id: int | None) -> str:
 class _RemoteImageBlocker(HTMLParser):
     """Re-emits sanitized HTML with each remote image's address moved from `src` to data-remote-src.
 
-    The input is nh3's output (well-formed, attributes quoted); so is what comes out. Until the content
-    pipeline marks remote images itself when it stores a message, this keeps tracking pixels from loading.
+    The input is nh3's output (well-formed, attributes quoted); so is what comes out. tickets.content marks
+    remote images itself when it stores a message; messages stored before it did still carry `src`, and
+    this pass keeps their tracking pixels from loading too. Already marked HTML passes through unchanged.
     """
 
     def __init__(self) -> None:

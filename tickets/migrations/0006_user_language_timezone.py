@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('tickets', '0004_subscriber_batch'),
+        ('tickets', '0005_envelope_retry_backoff'),
     ]
 
     operations = [
