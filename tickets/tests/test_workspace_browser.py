@@ -178,6 +178,32 @@ def test_without_the_realtime_service_the_page_says_live_updates_are_paused(
         assert page.locator(".ticket-list, .empty").count() == 1  # the page itself still works
 
 
+def test_the_keyboard_moves_through_the_list_opens_takes_and_answers_a_ticket(
+    web_server, browser, anna, ivan
+):
+    older = inbound.receive(inbound_message(subject="Старый вопрос", new_conversation=True)).ticket
+    inbound.receive(inbound_message(subject="Новый вопрос", new_conversation=True))
+    page = browser.new_page()
+    sign_in(page, web_server, "anna")
+    page.goto(f"{web_server}/tickets/?view=unassigned")
+
+    page.keyboard.press("?")
+    assert page.locator("#shortcuts").is_visible()
+    page.keyboard.press("Escape")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    page.keyboard.press("o")
+    page.wait_for_url(f"{web_server}/tickets/{older.pk}/")
+    page.keyboard.press("a")
+    page.locator(".ticket-header").get_by_text("Анна Волкова").wait_for()
+    page.keyboard.press("n")
+    page.keyboard.type("nj")  # typed into the note: no shortcut fires while typing
+
+    assert page.is_checked("input[name=mode][value=note]")
+    assert page.input_value("#composer-text") == "nj"
+    assert page.url == f"{web_server}/tickets/{older.pk}/"
+
+
 def test_a_customer_message_with_script_payloads_renders_inert(web_server, browser, anna, ivan):
     received = inbound.receive(
         inbound_message(
