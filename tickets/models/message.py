@@ -2,6 +2,7 @@ import uuid
 from pathlib import PurePosixPath
 
 from django.conf import settings
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
@@ -10,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tickets.models.choices import Channel, DeliveryStatus, Direction, MessageKind
 from tickets.models.people import Customer
+from tickets.models.search import BoundedSearchDocument
 from tickets.models.ticket import Ticket
 
 
@@ -60,6 +62,7 @@ class Message(models.Model):
                 name="message_undelivered",
                 condition=Q(delivery_status__in=[DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
             ),
+            GinIndex(BoundedSearchDocument("body_text"), name="message_search"),
         ]
 
     def __str__(self) -> str:

@@ -1,0 +1,309 @@
+"""Ticket search: what a query means, and the SQL that finds and ranks the tickets it matches.
+
+`tickets.selectors.search_tickets()` is the entry; this module reads a query and runs the ranking.
+
+A query is read three ways at once. Text: PostgreSQL full-text search (`websearch_to_tsquery`, so user
+syntax is never parsed as tsquery syntax) over ticket subjects, every message's text and customer names,
+with the indexes and configuration of tickets.models.search. A ticket number: `1234` or `#1234`. An address:
+an email, a phone number in any common format (to E.164, as tickets.identities stores it), a Telegram user id
+or @handle, a widget visitor id: exact lookups on identities, giving that customer's tickets.
+
+Ranking: a ticket number outranks an address, which outranks text; text scores are ts_rank, subject words
+weigh double; ties go to the ticket with the newest activity. Each source contributes at most its newest
+CANDIDATES matches, so a word found in a tenth of all tickets costs the same as a rarer one (ts_rank costs
+about a microsecond per row it reads, bench/RESULTS.md) and ranks within the recent ones.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+import phonenumbers
+from django.conf import settings
+from django.db import connection
+from django.utils.dateparse import parse_datetime
+from django.utils.html import escape
+
+from tickets.exceptions import InvalidIdentity
+from tickets.identities import VISITOR_ID, normalize_address
+from tickets.models import Channel
+from tickets.models.search import SEARCHED_CHARACTERS, document_sql
+
+MAX_QUERY_LENGTH = 200
+# Newest matches taken from each source before ranking.
+CANDIDATES = 1000
+NUMBER_SCORE = 1000.0
+ADDRESS_SCORE = 100.0
+SUBJECT_WEIGHT = 2.0
+# The highlighted fragment: a few words around the match, from a bounded stretch of the message.
+HIGHLIGHT_OPTIONS = (
+    "StartSel=\x01, StopSel=\x02, FragmentDelimiter=\x03, "
+    "MaxWords=18, MinWords=8, ShortWord=2, MaxFragments=2"
+)
+HIGHLIGHTED_CHARACTERS = 4_000
+
+_NUMBER = re.compile(r"#?\s*([1-9][0-9]{0,17})")
+_PHONE = re.compile(r"\+?[0-9 ()./-]{7,30}")
+_TELEGRAM_HANDLE = re.compile(r"@([A-Za-z][A-Za-z0-9_]{3,31})")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchTerms:
+    """What one query asks for: full-text words, ticket numbers and (channel, address) pairs."""
+
+    text: str
+    numbers: tuple[int, ...] = ()
+    addresses: tuple[tuple[str, str], ...] = ()
+    telegram_handles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPosition:
+    """Where a page ended, in ranking order: the next page starts after this ticket."""
+
+    score: float
+    updated_at: datetime
+    ticket_id: int
+
+    def encode(self) -> str:
+        raw = json.dumps([self.score, self.updated_at.isoformat(), self.ticket_id])
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str) -> SearchPosition:
+        """ValueError unless `cursor` is one that encode() made."""
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+            score, updated_at, ticket_id = json.loads(raw)
+            when = parse_datetime(updated_at)
+        except (binascii.Error, UnicodeDecodeError, ValueError, TypeError) as error:
+            raise ValueError("not a search cursor") from error
+        if (
+            not isinstance(score, int | float)
+            or isinstance(score, bool)
+            or when is None
+            or when.tzinfo is None
+            or not isinstance(ticket_id, int)
+            or isinstance(ticket_id, bool)
+            or not 0 < ticket_id < 2**63
+        ):
+            raise ValueError("not a search cursor")
+        return cls(float(score), when, ticket_id)
+
+
+def clean_query(query: str) -> str:
+    """The query as searched: NUL (which PostgreSQL cannot take) and other control characters as spaces, cut
+    to MAX_QUERY_LENGTH at a word's end. Callers that can answer 400 refuse such queries first; this keeps
+    the rest safe."""
+    words = "".join(" " if ord(char) < 32 or char == "\x7f" else char for char in query).split()
+    kept: list[str] = []
+    length = -1
+    for word in words:
+        length += len(word) + 1
+        if length > MAX_QUERY_LENGTH:
+            break
+        kept.append(word)
+    return " ".join(kept)
+
+
+def read_query(query: str) -> SearchTerms:
+    """Every reading of the query that could name a ticket, a customer or words in them."""
+    text = clean_query(query)
+    numbers: list[int] = []
+    addresses: list[tuple[str, str]] = []
+    handles: list[str] = []
+    if match := _NUMBER.fullmatch(text):
+        number = int(match[1])
+        numbers.append(number)
+        addresses.append((Channel.TELEGRAM, str(number)))
+    if "@" in text and " " not in text:
+        if handle := _TELEGRAM_HANDLE.fullmatch(text):
+            handles.append(handle[1].lower())
+        else:
+            addresses.extend(_normalized(Channel.EMAIL, text))
+    if _PHONE.fullmatch(text) and sum(char.isdigit() for char in text) >= 7:
+        addresses.extend(_phones(text))
+    if VISITOR_ID.fullmatch(text) and not text.isdigit():
+        addresses.extend((channel, text) for channel in (Channel.WIDGET, Channel.API))
+    return SearchTerms(
+        text=text,
+        numbers=tuple(numbers),
+        addresses=tuple(dict.fromkeys(addresses)),
+        telegram_handles=tuple(handles),
+    )
+
+
+def _normalized(channel: str, address: str, *, region: str | None = None) -> list[tuple[str, str]]:
+    try:
+        return [(channel, normalize_address(channel, address, default_region=region))]
+    except InvalidIdentity:
+        return []
+
+
+def _phones(text: str) -> list[tuple[str, str]]:
+    """A number as written (+7 916 …, 8 (916) …, 79161234567): international when it starts with + or
+    parses so, else national in the helpdesk's region (HELPDESK_PHONE_REGION, Russia unless set)."""
+    region = getattr(settings, "HELPDESK_PHONE_REGION", "RU")
+    found = _normalized(Channel.PHONE, text, region=region)
+    digits = "".join(char for char in text if char.isdigit())
+    if not text.startswith("+"):
+        found += _normalized(Channel.PHONE, "+" + digits)
+    valid = []
+    for channel, address in found:
+        # "Possible" lets through short local numbers of any country; a search wants real ones only.
+        if phonenumbers.is_valid_number(phonenumbers.parse(address)):
+            valid.append((channel, address))
+    return valid
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    ticket_id: int
+    score: float
+    message_id: int | None
+
+
+def ranked_candidates(terms: SearchTerms) -> list[Candidate]:
+    """The tickets the query matches, each with its score and its best-matching message (one statement).
+
+    Not access-checked: the selector keeps only the tickets the agent may see.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(candidates_sql(), candidates_params(terms))
+        return [Candidate(ticket_id, score, message_id) for ticket_id, score, message_id in cursor.fetchall()]
+
+
+@cache
+def candidates_sql() -> str:
+    message_document = document_sql("m.body_text", bounded=True)
+    subject_document = document_sql("t.subject")
+    name_document = document_sql("c.name")
+    return f"""
+        WITH message_hits AS (
+            SELECT m.ticket_id, m.id AS message_id,
+                   ts_rank({message_document}, websearch_to_tsquery('russian', %(text)s))::float8 AS score
+            FROM tickets_message m
+            WHERE {message_document} @@ websearch_to_tsquery('russian', %(text)s)
+            -- +0: newest first without walking the primary key backwards past rare matches
+            ORDER BY m.id + 0 DESC
+            LIMIT %(candidates)s
+        ),
+        subject_hits AS (
+            SELECT t.id AS ticket_id,
+                   %(subject_weight)s * ts_rank({subject_document}, websearch_to_tsquery('russian', %(text)s))
+                   AS score
+            FROM tickets_ticket t
+            WHERE {subject_document} @@ websearch_to_tsquery('russian', %(text)s)
+            ORDER BY t.id + 0 DESC
+            LIMIT %(candidates)s
+        ),
+        customer_hits AS (
+            SELECT c.id AS customer_id,
+                   ts_rank({name_document}, websearch_to_tsquery('russian', %(text)s))::float8 AS score
+            FROM tickets_customer c
+            WHERE {name_document} @@ websearch_to_tsquery('russian', %(text)s)
+            UNION ALL
+            SELECT i.customer_id, %(address_score)s
+            FROM tickets_identity i
+            WHERE (i.channel, i.address) IN (
+                SELECT * FROM unnest(%(channels)s::text[], %(addresses)s::text[])
+            )
+               OR (i.channel = 'telegram' AND lower(i.display_name) = ANY(%(handles)s::text[]))
+        ),
+        customer_tickets AS (
+            SELECT t.id AS ticket_id, best.score
+            FROM (SELECT customer_id, max(score) AS score FROM customer_hits GROUP BY customer_id
+                  ORDER BY max(score) DESC LIMIT %(candidates)s) best
+            CROSS JOIN LATERAL (
+                SELECT t.id FROM tickets_ticket t WHERE t.customer_id = best.customer_id
+                ORDER BY t.updated_at DESC LIMIT %(candidates)s
+            ) t
+        ),
+        number_hits AS (
+            SELECT t.id AS ticket_id, %(number_score)s AS score
+            FROM tickets_ticket t WHERE t.number = ANY(%(numbers)s::bigint[])
+        ),
+        best_message AS (
+            SELECT DISTINCT ON (ticket_id) ticket_id, message_id, score
+            FROM message_hits ORDER BY ticket_id, score DESC, message_id DESC
+        )
+        SELECT ticket_id, sum(score)::float8 AS score, max(message_id) AS message_id
+        FROM (
+            SELECT ticket_id, score, message_id FROM best_message
+            UNION ALL SELECT ticket_id, score, NULL FROM subject_hits
+            UNION ALL SELECT ticket_id, score, NULL FROM customer_tickets
+            UNION ALL SELECT ticket_id, score, NULL FROM number_hits
+        ) hits
+        GROUP BY ticket_id
+    """  # noqa: S608 - only our own SQL fragments are formatted in; every value is a parameter
+
+
+def candidates_params(terms: SearchTerms) -> dict[str, Any]:
+    return {
+        "text": terms.text,
+        "candidates": CANDIDATES,
+        "subject_weight": SUBJECT_WEIGHT,
+        "address_score": ADDRESS_SCORE,
+        "number_score": NUMBER_SCORE,
+        "channels": [channel for channel, _ in terms.addresses],
+        "addresses": [address for _, address in terms.addresses],
+        "handles": [f"@{handle}" for handle in terms.telegram_handles] + list(terms.telegram_handles),
+        "numbers": list(terms.numbers),
+    }
+
+
+def highlights(text: str, page: list[Candidate]) -> dict[int, str]:
+    """Each ticket's matching fragment, as HTML: its best message's (else its subject's) text, escaped, the
+    matched words in <mark>. One statement for the page; each text bounded to HIGHLIGHTED_CHARACTERS."""
+    if not page:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT t.id,
+                   ts_headline('russian', translate(left(coalesce(m.body_text, t.subject), %s), %s, '   '),
+                               websearch_to_tsquery('russian', %s), %s)
+            FROM unnest(%s::bigint[], %s::bigint[]) AS page(ticket_id, message_id)
+            JOIN tickets_ticket t ON t.id = page.ticket_id
+            LEFT JOIN tickets_message m ON m.id = page.message_id
+            """,
+            [
+                HIGHLIGHTED_CHARACTERS,
+                _MARKS,
+                text,
+                HIGHLIGHT_OPTIONS,
+                [hit.ticket_id for hit in page],
+                [hit.message_id for hit in page],
+            ],
+        )
+        return {ticket_id: _marked(fragment) for ticket_id, fragment in cursor.fetchall()}
+
+
+# ts_headline marks matches with these control characters; translate() first blanks any the text holds, so
+# after escaping, the only tags in a fragment are the <mark> pairs ts_headline placed.
+_MARKS = "\x01\x02\x03"
+
+
+def _marked(fragment: str) -> str:
+    return escape(fragment).replace("\x01", "<mark>").replace("\x02", "</mark>").replace("\x03", " … ")
+
+
+__all__ = [
+    "CANDIDATES",
+    "MAX_QUERY_LENGTH",
+    "SEARCHED_CHARACTERS",
+    "Candidate",
+    "SearchPosition",
+    "SearchTerms",
+    "clean_query",
+    "highlights",
+    "ranked_candidates",
+    "read_query",
+]
