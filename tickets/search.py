@@ -27,7 +27,7 @@ from typing import Any
 
 import phonenumbers
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
 
@@ -38,7 +38,11 @@ from tickets.models.search import SEARCHED_CHARACTERS, document_sql
 
 MAX_QUERY_LENGTH = 200
 # Newest matches taken from each source before ranking.
-CANDIDATES = 1000
+CANDIDATES = 500
+# How far back (in messages) the newest-first walk goes for a frequent word; rarer words use the index alone.
+RECENT_MESSAGES = 50_000
+# A customer found by name or address brings their most recently active tickets.
+TICKETS_PER_CUSTOMER = 50
 NUMBER_SCORE = 1000.0
 ADDRESS_SCORE = 100.0
 SUBJECT_WEIGHT = 2.0
@@ -175,70 +179,103 @@ def ranked_candidates(terms: SearchTerms) -> list[Candidate]:
 
     Not access-checked: the selector keeps only the tickets the agent may see.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(candidates_sql(), candidates_params(terms))
-        return [Candidate(ticket_id, score, message_id) for ticket_id, score, message_id in cursor.fetchall()]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_PLANNED_FOR_SEARCH + candidates_sql(), candidates_params(terms))
+        found = [
+            Candidate(ticket_id, score, message_id) for ticket_id, score, message_id in cursor.fetchall()
+        ]
+        cursor.execute(_PLANNED_AS_BEFORE)
+    return found
+
+
+# For this statement only (SET LOCAL, undone as the transaction or savepoint ends, and at once after it):
+# - no sequential scan: a word that used to be frequent but is rare lately must still be read through its
+#   index in the older_messages step, not by reading every message;
+# - no parallel workers: starting them costs tens of milliseconds, more than the whole search;
+# - no JIT: compiling costs more than this statement runs.
+_PLANNER_SETTINGS = {"enable_seqscan": "off", "max_parallel_workers_per_gather": "0", "jit": "off"}
+_PLANNED_FOR_SEARCH = "".join(f"SET LOCAL {name} = {value}; " for name, value in _PLANNER_SETTINGS.items())
+_PLANNED_AS_BEFORE = "".join(f"SET LOCAL {name} TO DEFAULT; " for name in _PLANNER_SETTINGS)
 
 
 @cache
 def candidates_sql() -> str:
-    message_document = document_sql("m.body_text", bounded=True)
-    subject_document = document_sql("t.subject")
-    name_document = document_sql("c.name")
+    """The candidate tickets with their scores; %(name)s parameters from candidates_params()."""
+    subject = document_sql("t.subject")
+    name = document_sql("c.name")
     return f"""
-        WITH message_hits AS (
-            SELECT m.ticket_id, m.id AS message_id,
-                   ts_rank({message_document}, websearch_to_tsquery('russian', %(text)s))::float8 AS score
+        WITH newest_message AS MATERIALIZED (
+            SELECT coalesce(max(id), 0) AS id FROM tickets_message
+        ),
+        recent_messages AS MATERIALIZED (
+            -- Frequent words: their newest matches, walking back over at most WINDOW messages.
+            SELECT m.id FROM tickets_message m
+            WHERE m.search_document @@ websearch_to_tsquery('russian', %(text)s)
+              AND m.id > (SELECT id FROM newest_message) - %(window)s
+            ORDER BY m.id DESC LIMIT %(candidates)s
+        ),
+        older_messages AS MATERIALIZED (
+            -- Rarer words: their newest matches before the window, through the index alone (id + 0: the
+            -- planner must not walk the primary key back over the whole table for them).
+            SELECT m.id FROM tickets_message m
+            WHERE (SELECT count(*) FROM recent_messages) < %(candidates)s
+              AND m.search_document @@ websearch_to_tsquery('russian', %(text)s)
+              AND m.id + 0 <= (SELECT id FROM newest_message) - %(window)s
+            ORDER BY m.id + 0 DESC LIMIT %(candidates)s
+        ),
+        message_hits AS (
+            -- Ranked after the limit: ts_rank reads only the candidates.
+            SELECT DISTINCT ON (m.ticket_id) m.ticket_id, m.id AS message_id,
+                   ts_rank(m.search_document, websearch_to_tsquery('russian', %(text)s))::float8 AS score
             FROM tickets_message m
-            WHERE {message_document} @@ websearch_to_tsquery('russian', %(text)s)
-            -- +0: newest first without walking the primary key backwards past rare matches
-            ORDER BY m.id + 0 DESC
-            LIMIT %(candidates)s
+            WHERE m.id IN (SELECT id FROM recent_messages UNION ALL SELECT id FROM older_messages)
+            ORDER BY m.ticket_id, score DESC, m.id DESC
+        ),
+        subject_matches AS MATERIALIZED (
+            SELECT t.id FROM tickets_ticket t
+            WHERE {subject} @@ websearch_to_tsquery('russian', %(text)s)
+            ORDER BY t.id DESC LIMIT %(candidates)s
         ),
         subject_hits AS (
             SELECT t.id AS ticket_id,
-                   %(subject_weight)s * ts_rank({subject_document}, websearch_to_tsquery('russian', %(text)s))
-                   AS score
-            FROM tickets_ticket t
-            WHERE {subject_document} @@ websearch_to_tsquery('russian', %(text)s)
-            ORDER BY t.id + 0 DESC
-            LIMIT %(candidates)s
+                   %(subject_weight)s * ts_rank({subject}, websearch_to_tsquery('russian', %(text)s)) AS score
+            FROM tickets_ticket t WHERE t.id IN (SELECT id FROM subject_matches)
         ),
-        customer_hits AS (
+        matched_customers AS (
             SELECT c.id AS customer_id,
-                   ts_rank({name_document}, websearch_to_tsquery('russian', %(text)s))::float8 AS score
-            FROM tickets_customer c
-            WHERE {name_document} @@ websearch_to_tsquery('russian', %(text)s)
+                   ts_rank({name}, websearch_to_tsquery('russian', %(text)s))::float8 AS score
+            FROM (
+                SELECT c.id FROM tickets_customer c
+                WHERE {name} @@ websearch_to_tsquery('russian', %(text)s)
+                ORDER BY c.id DESC LIMIT %(candidates)s
+            ) newest JOIN tickets_customer c ON c.id = newest.id
+            UNION ALL
+            SELECT i.customer_id, %(address_score)s
+            FROM unnest(%(channels)s::text[], %(addresses)s::text[]) AS wanted(channel, address)
+            JOIN tickets_identity i ON i.channel = wanted.channel AND i.address = wanted.address
             UNION ALL
             SELECT i.customer_id, %(address_score)s
             FROM tickets_identity i
-            WHERE (i.channel, i.address) IN (
-                SELECT * FROM unnest(%(channels)s::text[], %(addresses)s::text[])
-            )
-               OR (i.channel = 'telegram' AND lower(i.display_name) = ANY(%(handles)s::text[]))
+            WHERE i.channel = 'telegram' AND lower(i.display_name) = ANY(%(handles)s::text[])
         ),
-        customer_tickets AS (
+        customer_hits AS (
             SELECT t.id AS ticket_id, best.score
-            FROM (SELECT customer_id, max(score) AS score FROM customer_hits GROUP BY customer_id
+            FROM (SELECT customer_id, max(score) AS score FROM matched_customers GROUP BY customer_id
                   ORDER BY max(score) DESC LIMIT %(candidates)s) best
             CROSS JOIN LATERAL (
                 SELECT t.id FROM tickets_ticket t WHERE t.customer_id = best.customer_id
-                ORDER BY t.updated_at DESC LIMIT %(candidates)s
+                ORDER BY t.updated_at DESC LIMIT %(tickets_per_customer)s
             ) t
         ),
         number_hits AS (
             SELECT t.id AS ticket_id, %(number_score)s AS score
             FROM tickets_ticket t WHERE t.number = ANY(%(numbers)s::bigint[])
-        ),
-        best_message AS (
-            SELECT DISTINCT ON (ticket_id) ticket_id, message_id, score
-            FROM message_hits ORDER BY ticket_id, score DESC, message_id DESC
         )
         SELECT ticket_id, sum(score)::float8 AS score, max(message_id) AS message_id
         FROM (
-            SELECT ticket_id, score, message_id FROM best_message
+            SELECT ticket_id, score, message_id FROM message_hits
             UNION ALL SELECT ticket_id, score, NULL FROM subject_hits
-            UNION ALL SELECT ticket_id, score, NULL FROM customer_tickets
+            UNION ALL SELECT ticket_id, score, NULL FROM customer_hits
             UNION ALL SELECT ticket_id, score, NULL FROM number_hits
         ) hits
         GROUP BY ticket_id
@@ -249,6 +286,8 @@ def candidates_params(terms: SearchTerms) -> dict[str, Any]:
     return {
         "text": terms.text,
         "candidates": CANDIDATES,
+        "window": RECENT_MESSAGES,
+        "tickets_per_customer": TICKETS_PER_CUSTOMER,
         "subject_weight": SUBJECT_WEIGHT,
         "address_score": ADDRESS_SCORE,
         "number_score": NUMBER_SCORE,

@@ -1,13 +1,16 @@
-"""The text search documents of tickets, messages and customers, as the search indexes compute them.
+"""The text search documents of messages, tickets and customers, as the search indexes hold them.
 
 One configuration, PostgreSQL's `russian`: it stems Cyrillic words with the Russian Snowball stemmer and
 Latin-script words (`asciiword`) with the English one, English stop words included, so «возврата» and
 "refunds" both reach their stems from one tsvector. A second, `english` document would repeat every
 lexeme and double the index and its cost on each inbound message.
 
-The documents are index expressions, not stored columns: the indexes are built CONCURRENTLY, the ORM never
-reads a tsvector with a message, and the ingest code writes rows as before. Queries must spell the same
-expression for PostgreSQL to use the index, hence these helpers, used by the indexes and the selectors alike.
+Messages: a stored generated column, `tickets_message.search_document` (migration 0005), so ranking and
+the newest-first walk over frequent words read a stored tsvector (about a microsecond a row) instead of
+parsing the text again (tens of microseconds). It is not a model field: the ORM never reads it with a
+message, and the ingest path (tickets.rows) writes rows as before while PostgreSQL fills it.
+Subjects and customer names are short: index expressions are enough, and those tables keep their width.
+Queries must spell an index's expression exactly for PostgreSQL to use it: hence `document_sql`.
 """
 
 from django.db import models
@@ -16,6 +19,8 @@ SEARCH_CONFIG = "russian"
 # A message is indexed up to here: what a customer wrote is at the top, quoted history and signatures follow;
 # it bounds the cost of each insert and keeps every document far below the tsvector's 1 MB limit.
 SEARCHED_CHARACTERS = 20_000
+MESSAGE_DOCUMENT_COLUMN = "search_document"
+MESSAGE_DOCUMENT_SQL = f"to_tsvector('russian'::regconfig, left(body_text, {SEARCHED_CHARACTERS}))"
 
 
 class SearchDocument(models.Func):
@@ -25,15 +30,6 @@ class SearchDocument(models.Func):
     output_field = models.TextField()
 
 
-class BoundedSearchDocument(models.Func):
-    """The document of a long text: its first SEARCHED_CHARACTERS characters."""
-
-    template = "to_tsvector('russian'::regconfig, left(%(expressions)s, 20000))"
-    output_field = models.TextField()
-
-
-def document_sql(column: str, *, bounded: bool = False) -> str:
-    """The same expression as raw SQL over `column` (e.g. 'm.body_text'), as the selectors write it."""
-    if bounded:
-        return f"to_tsvector('russian'::regconfig, left({column}, {SEARCHED_CHARACTERS}))"
+def document_sql(column: str) -> str:
+    """SearchDocument over `column` (e.g. 't.subject') as raw SQL, as the selectors write it."""
     return f"to_tsvector('russian'::regconfig, {column})"

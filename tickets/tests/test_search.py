@@ -160,7 +160,9 @@ def test_queries_per_page_do_not_grow_with_the_rows(alice):
         return len(captured)
 
     few, many = queries_for(2), queries_for(20)
-    assert few == many <= 5
+    # The agent's teams, the ranking (in a savepoint, planner settings set and reset), who may see which,
+    # the rows, the highlights.
+    assert few == many <= 8
 
 
 # --- who finds what ---
