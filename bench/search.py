@@ -47,6 +47,8 @@ MAX_INGEST_COST = 0.15
 # Candidates for each kind of term; the bench measures their share of tickets and keeps the fitting ones.
 RARE_WORDS = ["граммофон", "метроном", "телескоп", "gramophone", "metronome", "harmonium"]
 TOPIC_WORDS = ["возврат", "refund", "курьер", "courier", "счёт", "invoice", "гарантия", "warranty"]
+# What receive() runs; the models changed only by their index declarations (the database's side).
+INGEST_CODE = ("tickets/inbound.py", "tickets/rows.py", "tickets/channels.py", "tickets/content.py")
 SEARCH_INDEXES = (
     "message_search",
     "ticket_subject_search",
@@ -160,23 +162,17 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
 _RATE = re.compile(r"inbound run \d+: \d+ messages in [\d.]+ s = (\d+) msg/s")
 
 
-def one_inbound_run(code: Path, database_url: str, messages: int) -> float:
-    """One `bench/run --skip-api --runs 1` of the code at `code` against `database_url`: msg/s."""
+def one_inbound_run(code: Path, database_url: str, messages: int, text_chars: int) -> float:
+    """One `bench/run --skip-api --runs 1` of the code at `code` against `database_url`: msg/s. With
+    `text_chars`, this code's long-text run instead (the ingest code is the same in both: checked)."""
+    python = str(ROOT / ".venv" / "bin" / "python")
+    command = [python, "-m", "bench.measure", "--skip-api", "--runs", "1", "--messages", str(messages)]
+    if text_chars:
+        code = ROOT
+        command = [python, "-m", "bench.search", "--database-url", database_url, "receive-run"]
+        command += ["--messages", str(messages), "--text-chars", str(text_chars)]
     output = subprocess.run(
-        [
-            str(ROOT / ".venv" / "bin" / "python"),
-            "-m",
-            "bench.measure",
-            "--skip-api",
-            "--runs",
-            "1",
-            "--messages",
-            str(messages),
-            "--database-url",
-            database_url,
-            "--notes",
-            "bench/search.py ingest",
-        ],
+        [*command, "--database-url", database_url] if not text_chars else command,
         cwd=code,
         capture_output=True,
         text=True,
@@ -188,8 +184,45 @@ def one_inbound_run(code: Path, database_url: str, messages: int) -> float:
     return float(match[1])
 
 
+def long_text_run(args: argparse.Namespace) -> None:
+    """One receive() run of bench.measure's mix whose texts are seeded message text of --text-chars
+    characters (its own texts are a line or two), printed as bench.measure prints a run."""
+    import dataclasses
+    import random
+
+    from django.db import connection
+
+    from bench.measure import InboundMix, run_inbound
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT string_agg(body_text, E'\\n\\n') FROM (SELECT body_text FROM tickets_message "
+            "WHERE id % 997 = 3 LIMIT 2000) s"
+        )
+        corpus = cursor.fetchone()[0]
+    rng = random.Random(11)
+
+    class LongTextMix(InboundMix):
+        def build(self, count: int) -> list[tuple[str, Any]]:
+            built = []
+            for kind, message in super().build(count):
+                if kind != "duplicate" and message.text:
+                    start = rng.randrange(len(corpus) - args.text_chars)
+                    message = dataclasses.replace(
+                        message, text=corpus[start : start + args.text_chars], html=""
+                    )
+                built.append((kind, message))
+            return built
+
+    mix = LongTextMix(random.Random(7))
+    run_inbound(mix, 200, "bench")
+    run = run_inbound(mix, args.messages, "bench")
+    print(f"inbound run 1: {run.messages} messages in {run.seconds:.2f} s = {run.rate:.0f} msg/s")
+
+
 def make_baseline_database(source_url: str, baseline_url: str) -> None:
-    """A copy of the seeded database (CREATE DATABASE … TEMPLATE) without the search indexes."""
+    """A copy of the seeded database (CREATE DATABASE … TEMPLATE) without the search indexes and without
+    the stored message document (dropped: no longer computed on insert; its bytes stay in old rows)."""
     import psycopg2
     from psycopg2 import sql
 
@@ -207,6 +240,7 @@ def make_baseline_database(source_url: str, baseline_url: str) -> None:
     with copy.cursor() as cursor:
         for index in SEARCH_INDEXES:
             cursor.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
+        cursor.execute("ALTER TABLE tickets_message DROP COLUMN IF EXISTS search_document")
         cursor.execute("DELETE FROM django_migrations WHERE app = 'tickets' AND name = '0005_ticket_search'")
     copy.close()
 
@@ -218,6 +252,18 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=baseline, capture_output=True, text=True, check=True
     ).stdout.strip()
+    if args.text_chars:
+        changed = subprocess.run(
+            ["git", "diff", "--stat", "HEAD", head, "--", *INGEST_CODE],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if changed:
+            raise SystemExit(
+                f"--text-chars runs this code on both databases, but the ingest code changed:\n{changed}"
+            )
+        print(f"ingest code ({', '.join(INGEST_CODE)}) the same at {head} and here: this code runs on both")
     if args.make_baseline_database:
         make_baseline_database(args.database_url, args.baseline_database_url)
     with_index: list[float] = []
@@ -228,7 +274,7 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
         if number % 2 == 0:
             order.reverse()
         for label, code, url in order:
-            rate = one_inbound_run(code, url, args.messages)
+            rate = one_inbound_run(code, url, args.messages, args.text_chars)
             (with_index if label == "with" else without).append(rate)
             print(f"round {number}: {label} the search indexes: {rate:.0f} msg/s")
     new, old = statistics.median(with_index), statistics.median(without)
@@ -262,6 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     costs.add_argument("--make-baseline-database", action="store_true", help="copy --database-url first")
     costs.add_argument("--rounds", type=int, default=5)
     costs.add_argument("--messages", type=int, default=2000, help="messages per inbound run")
+    costs.add_argument("--text-chars", type=int, default=0, help="message texts this long (seeded text)")
+    one_run = commands.add_parser("receive-run", help="(used by ingest) one receive() run with long texts")
+    one_run.add_argument("--messages", type=int, default=2000)
+    one_run.add_argument("--text-chars", type=int, required=True)
     args = parser.parse_args(argv)
     env = configure_environment(args.database_url, "bench")
     import django
@@ -279,6 +329,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB, {machine['date']}")
     print("dataset: " + ", ".join(f"{count:,} {name}" for name, count in results["dataset"].items()))
     print(f"code:    {results['code']}")
+    if args.command == "receive-run":
+        long_text_run(args)
+        return 0
     if args.command == "latency":
         results["search"] = latency(args)
     else:

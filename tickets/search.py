@@ -10,8 +10,11 @@ or @handle, a widget visitor id: exact lookups on identities, giving that custom
 
 Ranking: a ticket number outranks an address, which outranks text; text scores are ts_rank, subject words
 weigh double; ties go to the ticket with the newest activity. Each source contributes at most its newest
-CANDIDATES matches, so a word found in a tenth of all tickets costs the same as a rarer one (ts_rank costs
-about a microsecond per row it reads, bench/RESULTS.md) and ranks within the recent ones.
+CANDIDATES matches: ts_rank costs about a microsecond per row it reads, so a word found in a tenth of all
+tickets would cost a tenth of the table (PERFORMANCE-NOTES item 4). Its newest matches come from walking
+the newest RECENT_MESSAGES messages back; a rarer word, with fewer matches there, from its index alone
+(never ORDER BY id DESC LIMIT over the index: the planner then walks the whole primary key, item 5).
+Figures at a million tickets: bench/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ from functools import cache
 from typing import Any
 
 import phonenumbers
-from django.conf import settings
 from django.db import connection, transaction
 from django.utils.dateparse import parse_datetime
 from django.utils.html import escape
@@ -34,7 +36,7 @@ from django.utils.html import escape
 from tickets.exceptions import InvalidIdentity
 from tickets.identities import VISITOR_ID, normalize_address
 from tickets.models import Channel
-from tickets.models.search import SEARCHED_CHARACTERS, document_sql
+from tickets.models.search import document_sql
 
 MAX_QUERY_LENGTH = 200
 # Newest matches taken from each source before ranking.
@@ -43,9 +45,12 @@ CANDIDATES = 500
 RECENT_MESSAGES = 50_000
 # A customer found by name or address brings their most recently active tickets.
 TICKETS_PER_CUSTOMER = 50
+# Scores add up per ticket; ts_rank gives well under 1, so an exact number or address always ranks first.
 NUMBER_SCORE = 1000.0
 ADDRESS_SCORE = 100.0
 SUBJECT_WEIGHT = 2.0
+# Phone numbers written without a country code are read as numbers of this country.
+PHONE_REGION = "RU"
 # The highlighted fragment: a few words around the match, from a bounded stretch of the message.
 HIGHLIGHT_OPTIONS = (
     "StartSel=\x01, StopSel=\x02, FragmentDelimiter=\x03, "
@@ -153,9 +158,8 @@ def _normalized(channel: str, address: str, *, region: str | None = None) -> lis
 
 def _phones(text: str) -> list[tuple[str, str]]:
     """A number as written (+7 916 …, 8 (916) …, 79161234567): international when it starts with + or
-    parses so, else national in the helpdesk's region (HELPDESK_PHONE_REGION, Russia unless set)."""
-    region = getattr(settings, "HELPDESK_PHONE_REGION", "RU")
-    found = _normalized(Channel.PHONE, text, region=region)
+    parses so with a + added, national in PHONE_REGION otherwise."""
+    found = _normalized(Channel.PHONE, text, region=PHONE_REGION)
     digits = "".join(char for char in text if char.isdigit())
     if not text.startswith("+"):
         found += _normalized(Channel.PHONE, "+" + digits)
@@ -332,17 +336,3 @@ _MARKS = "\x01\x02\x03"
 
 def _marked(fragment: str) -> str:
     return escape(fragment).replace("\x01", "<mark>").replace("\x02", "</mark>").replace("\x03", " … ")
-
-
-__all__ = [
-    "CANDIDATES",
-    "MAX_QUERY_LENGTH",
-    "SEARCHED_CHARACTERS",
-    "Candidate",
-    "SearchPosition",
-    "SearchTerms",
-    "clean_query",
-    "highlights",
-    "ranked_candidates",
-    "read_query",
-]

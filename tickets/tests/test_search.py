@@ -14,6 +14,7 @@ from conftest import inbound_message, unique
 from tickets import inbound, search, selectors
 from tickets.api.serializers import TicketListRowSerializer
 from tickets.models import Channel, Customer, Identity, Ticket, User
+from tickets.models.search import SEARCHED_CHARACTERS
 
 pytestmark = pytest.mark.django_db
 
@@ -312,3 +313,12 @@ def test_the_search_reads_each_document_through_its_index(carol, table, index):
         )
         plan = "\n".join(line for (line,) in cursor.fetchall())
     assert f"on {index}" in plan, plan
+
+
+def test_a_message_is_searched_up_to_its_first_searched_characters(carol):
+    """What the customer wrote comes first; a long email's quoted history is indexed with its own message."""
+    filler = "word " * (SEARCHED_CHARACTERS // 5)
+    ticket = received(f"beginning {filler} quotedhistory")
+
+    assert found(carol, "beginning") == [ticket.pk]
+    assert found(carol, "quotedhistory") == []
