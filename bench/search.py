@@ -162,17 +162,12 @@ def latency(args: argparse.Namespace) -> dict[str, Any]:
 _RATE = re.compile(r"inbound run \d+: \d+ messages in [\d.]+ s = (\d+) msg/s")
 
 
-def one_inbound_run(code: Path, database_url: str, messages: int, text_chars: int) -> float:
-    """One `bench/run --skip-api --runs 1` of the code at `code` against `database_url`: msg/s. With
-    `text_chars`, this code's long-text run instead (the ingest code is the same in both: checked)."""
+def one_inbound_run(code: Path, database_url: str, messages: int) -> float:
+    """One `bench/run --skip-api --runs 1` of the code at `code` against `database_url`: msg/s."""
     python = str(ROOT / ".venv" / "bin" / "python")
     command = [python, "-m", "bench.measure", "--skip-api", "--runs", "1", "--messages", str(messages)]
-    if text_chars:
-        code = ROOT
-        command = [python, "-m", "bench.search", "--database-url", database_url, "receive-run"]
-        command += ["--messages", str(messages), "--text-chars", str(text_chars)]
     output = subprocess.run(
-        [*command, "--database-url", database_url] if not text_chars else command,
+        [*command, "--database-url", database_url],
         cwd=code,
         capture_output=True,
         text=True,
@@ -184,16 +179,18 @@ def one_inbound_run(code: Path, database_url: str, messages: int, text_chars: in
     return float(match[1])
 
 
-def long_text_run(args: argparse.Namespace) -> None:
-    """One receive() run of bench.measure's mix whose texts are seeded message text of --text-chars
-    characters (its own texts are a line or two), printed as bench.measure prints a run."""
+def inbound_mix(text_chars: int) -> Any:
+    """bench.measure's mix of inbound messages; with `text_chars`, its texts (a line or two) replaced by
+    seeded message text of that many characters, taken from the current database."""
     import dataclasses
     import random
 
     from django.db import connection
 
-    from bench.measure import InboundMix, run_inbound
+    from bench.measure import InboundMix
 
+    if not text_chars:
+        return InboundMix(random.Random(7))
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT string_agg(body_text, E'\\n\\n') FROM (SELECT body_text FROM tickets_message "
@@ -207,17 +204,54 @@ def long_text_run(args: argparse.Namespace) -> None:
             built = []
             for kind, message in super().build(count):
                 if kind != "duplicate" and message.text:
-                    start = rng.randrange(len(corpus) - args.text_chars)
-                    message = dataclasses.replace(
-                        message, text=corpus[start : start + args.text_chars], html=""
-                    )
+                    start = rng.randrange(len(corpus) - text_chars)
+                    message = dataclasses.replace(message, text=corpus[start : start + text_chars], html="")
                 built.append((kind, message))
             return built
 
-    mix = LongTextMix(random.Random(7))
-    run_inbound(mix, 200, "bench")
-    run = run_inbound(mix, args.messages, "bench")
-    print(f"inbound run 1: {run.messages} messages in {run.seconds:.2f} s = {run.rate:.0f} msg/s")
+    return LongTextMix(random.Random(7))
+
+
+def interleaved_ingest(args: argparse.Namespace) -> dict[str, Any]:
+    """receive() in this process, batch by batch on one database then the other (same code: checked), so
+    both meet the same moment of the machine's load; the cost is the median of the paired ratios."""
+    from django.db import connection
+
+    from bench.measure import run_inbound
+
+    names = {
+        "with": args.database_url.rsplit("/", 1)[1],
+        "without": args.baseline_database_url.rsplit("/", 1)[1],
+    }
+
+    def use(label: str) -> None:
+        connection.close()
+        connection.settings_dict["NAME"] = names[label]
+
+    mixes = {}
+    for label in names:
+        use(label)
+        mixes[label] = inbound_mix(args.text_chars)
+    rates: dict[str, list[float]] = {label: [] for label in names}
+    for number in range(args.rounds):
+        for label in ("with", "without") if number % 2 == 0 else ("without", "with"):
+            use(label)
+            run_inbound(mixes[label], 20, "bench")  # untimed: the new connection prepares its statements
+            rates[label].append(run_inbound(mixes[label], args.messages, "bench").rate)
+        print(
+            f"pair {number + 1}: with the search indexes {rates['with'][-1]:.0f} msg/s, "
+            f"without {rates['without'][-1]:.0f} msg/s"
+        )
+    ratios = [new / old for new, old in zip(rates["with"], rates["without"], strict=True)]
+    cost = 1 - statistics.median(ratios)
+    new, old = statistics.median(rates["with"]), statistics.median(rates["without"])
+    verdict = "ok" if cost <= MAX_INGEST_COST else "MISSED"
+    print(
+        f"receive(), {args.text_chars or 'bench.measure'}-character texts, {args.rounds} pairs of "
+        f"{args.messages}: {new:.0f} msg/s with the search indexes, {old:.0f} without; cost (median of the "
+        f"pairs' ratios) {cost:.1%} (≤ {MAX_INGEST_COST:.0%}: {verdict})"
+    )
+    return {"with_index": rates["with"], "without_index": rates["without"], "cost": round(cost, 4)}
 
 
 def make_baseline_database(source_url: str, baseline_url: str) -> None:
@@ -252,7 +286,7 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
     head = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=baseline, capture_output=True, text=True, check=True
     ).stdout.strip()
-    if args.text_chars:
+    if args.interleaved:
         changed = subprocess.run(
             ["git", "diff", "--stat", "HEAD", head, "--", *INGEST_CODE],
             cwd=ROOT,
@@ -261,11 +295,13 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
         ).stdout.strip()
         if changed:
             raise SystemExit(
-                f"--text-chars runs this code on both databases, but the ingest code changed:\n{changed}"
+                f"--interleaved runs this code on both databases, but the ingest code changed:\n{changed}"
             )
         print(f"ingest code ({', '.join(INGEST_CODE)}) the same at {head} and here: this code runs on both")
     if args.make_baseline_database:
         make_baseline_database(args.database_url, args.baseline_database_url)
+    if args.interleaved:
+        return {"baseline": head, "interleaved": True, **interleaved_ingest(args)}
     with_index: list[float] = []
     without: list[float] = []
     for number in range(1, args.rounds + 1):
@@ -274,7 +310,7 @@ def ingest(args: argparse.Namespace) -> dict[str, Any]:
         if number % 2 == 0:
             order.reverse()
         for label, code, url in order:
-            rate = one_inbound_run(code, url, args.messages, args.text_chars)
+            rate = one_inbound_run(code, url, args.messages)
             (with_index if label == "with" else without).append(rate)
             print(f"round {number}: {label} the search indexes: {rate:.0f} msg/s")
     new, old = statistics.median(with_index), statistics.median(without)
@@ -308,10 +344,10 @@ def main(argv: list[str] | None = None) -> int:
     costs.add_argument("--make-baseline-database", action="store_true", help="copy --database-url first")
     costs.add_argument("--rounds", type=int, default=5)
     costs.add_argument("--messages", type=int, default=2000, help="messages per inbound run")
-    costs.add_argument("--text-chars", type=int, default=0, help="message texts this long (seeded text)")
-    one_run = commands.add_parser("receive-run", help="(used by ingest) one receive() run with long texts")
-    one_run.add_argument("--messages", type=int, default=2000)
-    one_run.add_argument("--text-chars", type=int, required=True)
+    costs.add_argument(
+        "--interleaved", action="store_true", help="this code, batches alternating between the databases"
+    )
+    costs.add_argument("--text-chars", type=int, default=0, help="with --interleaved: texts this long")
     args = parser.parse_args(argv)
     env = configure_environment(args.database_url, "bench")
     import django
@@ -329,9 +365,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"machine: {machine['cpu']}, {machine['cores']} cores, {machine['ram_gib']} GiB, {machine['date']}")
     print("dataset: " + ", ".join(f"{count:,} {name}" for name, count in results["dataset"].items()))
     print(f"code:    {results['code']}")
-    if args.command == "receive-run":
-        long_text_run(args)
-        return 0
     if args.command == "latency":
         results["search"] = latency(args)
     else:

@@ -17,8 +17,8 @@ class Migration(migrations.Migration):
     ]
 
     # The indexes are built CONCURRENTLY (outside a transaction): messages keep arriving meanwhile. Adding the
-    # stored column does rewrite tickets_message under an exclusive lock, once (about N s per million
-    # messages, bench/RESULTS.md): inbound webhooks keep storing envelopes, which receive() takes after.
+    # stored column does rewrite tickets_message under an exclusive lock, once (66 s for 2.6 million messages
+    # on the bench machine, bench/RESULTS.md): webhooks keep storing envelopes, which receive() takes after.
     atomic = False
 
     operations = [
