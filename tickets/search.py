@@ -36,7 +36,7 @@ from django.utils.html import escape
 from tickets.exceptions import InvalidIdentity
 from tickets.identities import VISITOR_ID, normalize_address
 from tickets.models import Channel
-from tickets.models.search import document_sql
+from tickets.models.search import SEARCHED_CHARACTERS, document_sql
 
 MAX_QUERY_LENGTH = 200
 # Newest matches taken from each source before ranking.
@@ -56,7 +56,8 @@ HIGHLIGHT_OPTIONS = (
     "StartSel=\x01, StopSel=\x02, FragmentDelimiter=\x03, "
     "MaxWords=18, MinWords=8, ShortWord=2, MaxFragments=2"
 )
-HIGHLIGHTED_CHARACTERS = 4_000
+# A match lies within what the document holds, so the fragment is looked for there only.
+HIGHLIGHTED_CHARACTERS = SEARCHED_CHARACTERS
 
 _NUMBER = re.compile(r"#?\s*([1-9][0-9]{0,17})")
 _PHONE = re.compile(r"\+?[0-9 ()./-]{7,30}")
