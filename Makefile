@@ -25,8 +25,9 @@ RUN_SCRIPT := export DEBUG="$${DEBUG:-true}" DELIVER_TO_LOG="$${DELIVER_TO_LOG:-
 # make test: formatting, lint, then pytest (its exit code 5, "no tests collected", fails too).
 TEST_SCRIPT := ruff format --check . && ruff check . && pytest -n 2
 
-# Debian packages the tests need beyond Python's: pgbouncer (the pooler tests start their own).
-SYSTEM_PACKAGES := pgbouncer
+# Debian packages the tests need beyond Python's: pgbouncer (the pooler tests start their own), chromium (the
+# workspace's browser tests, driven by Playwright).
+SYSTEM_PACKAGES := pgbouncer chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: venv system-packages run test lint format

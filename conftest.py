@@ -95,6 +95,19 @@ def inbound_message(**overrides: Any) -> InboundMessage:
     return InboundMessage(**fields)
 
 
+def api_channel_message(**overrides: Any) -> dict[str, Any]:
+    """A message as an integration pushes it to POST /api/v1/inbound/messages/ (the API channel)."""
+    message = {
+        "id": "crm-4711",
+        "customer": {"id": "crm-customer-42", "name": "Ivan Petrov", "locale": "ru"},
+        "subject": "Order not delivered",
+        "text": "Where is my order?",
+        "thread_key": "order-1009",
+    }
+    message.update(overrides)
+    return message
+
+
 @pytest.fixture
 def api_client():
     def client_for(user: User | None) -> APIClient:

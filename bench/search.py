@@ -275,7 +275,7 @@ def make_baseline_database(source_url: str, baseline_url: str) -> None:
         for index in SEARCH_INDEXES:
             cursor.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(index)))
         cursor.execute("ALTER TABLE tickets_message DROP COLUMN IF EXISTS search_document")
-        cursor.execute("DELETE FROM django_migrations WHERE app = 'tickets' AND name = '0005_ticket_search'")
+        cursor.execute("DELETE FROM django_migrations WHERE app = 'tickets' AND name = '0007_ticket_search'")
     copy.close()
 
 

@@ -4,7 +4,9 @@ Checked: PostgreSQL, Redis, the Celery broker, the realtime channel layer (a mes
 and read back) and the outbox backlog (domain events older than a minute still unpublished: the broker or
 beat is down); any of them failing answers 503. Inbound envelopes that failed processing are counted too, as
 a warning that does not change the answer: one malformed message from a stranger must not make probes take
-every web container out of service.
+every web container out of service. Of those, "gave_up" counts the ones whose automatic tries are spent: they
+wait for someone to replay them. Subscriber batches sent again and still not done (a subscriber task that
+keeps failing) are a warning in the same way; one overdue for its resend means beat is not sweeping: failing.
 
 Served by a middleware placed first, so container health checks get an answer over plain HTTP whatever Host
 they send (no HTTPS redirect, no ALLOWED_HOSTS). Only from inside the network: a client on a public address,
@@ -18,6 +20,7 @@ import ipaddress
 import logging
 import threading
 from collections.abc import Callable, Iterable
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -29,7 +32,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 
-from tickets.models import EnvelopeStatus, InboundEnvelope, TicketEvent
+from tickets.models import EnvelopeStatus, InboundEnvelope, SubscriberBatch, TicketEvent
 from tickets.tasks import REPUBLISH_AFTER
 
 logger = logging.getLogger(__name__)
@@ -105,9 +108,28 @@ def check_outbox() -> Check:
 
 def check_envelopes() -> Check:
     # The partial index envelope_unfinished holds the pending and failed ones.
-    failed = _capped_count(InboundEnvelope.objects.filter(status=EnvelopeStatus.FAILED))
+    failed = InboundEnvelope.objects.filter(status=EnvelopeStatus.FAILED)
+    count = _capped_count(failed)
+    gave_up = _capped_count(failed.filter(next_attempt_at=None)) if count else 0
     limit = settings.HEALTH_MAX_FAILED_ENVELOPES
-    return {"status": "ok" if failed <= limit else "warning", "failed": failed, "limit": limit}
+    return {
+        "status": "ok" if count <= limit else "warning",
+        "failed": count,
+        "gave_up": gave_up,
+        "limit": limit,
+    }
+
+
+# The resend sweep runs every minute: a batch this far past its resend time was not swept.
+SWEEP_OVERDUE = timedelta(minutes=5)
+
+
+def check_subscribers() -> Check:
+    stranded = _capped_count(SubscriberBatch.objects.filter(sends__gt=1))
+    overdue = _capped_count(SubscriberBatch.objects.filter(resend_at__lt=timezone.now() - SWEEP_OVERDUE))
+    limit = settings.HEALTH_MAX_STRANDED_BATCHES
+    status = "failing" if overdue else "ok" if stranded <= limit else "warning"
+    return {"status": status, "resent_not_done": stranded, "overdue": overdue, "limit": limit}
 
 
 CHECKS: dict[str, Callable[[], Check]] = {
@@ -117,6 +139,7 @@ CHECKS: dict[str, Callable[[], Check]] = {
     "realtime": check_realtime_layer,
     "outbox": check_outbox,
     "envelopes": check_envelopes,
+    "subscribers": check_subscribers,
 }
 
 

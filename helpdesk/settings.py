@@ -37,12 +37,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.postgres",
+    "django.contrib.humanize",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_htmx",
     "tickets",
     "channels_in",
     "channels_in.api",
@@ -61,6 +63,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication: a signed-in user's own language and time zone win over the browser's.
+    "tickets.views.preferences.UserPreferencesMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "helpdesk.middleware.DatabaseUnavailableMiddleware",
@@ -121,7 +126,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "admin:login"
+# The workspace's own sign-in (tickets/views/account.py); the admin keeps its login page for staff.
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "inbox"
+LOGOUT_REDIRECT_URL = "login"
+# "Remember me" keeps a session this long; without it the session ends with the browser.
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=14 * 24 * 3600)
+# Password reset mails: the console in development, SMTP when EMAIL_URL is set.
+EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
+vars().update(EMAIL_CONFIG)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="helpdesk@localhost")
 
 # Password guessing: django-axes counts failed sign-ins through Django's authenticate() (its backend refuses
 # a locked sign-in; its user_login_failed receiver counts the failure), so the API token endpoint, the admin
@@ -178,6 +192,10 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# Scripts never read either cookie: pages put the CSRF token in their forms and htmx's headers.
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
@@ -263,9 +281,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tickets.tasks.retry_due_deliveries",
         "schedule": 60.0,
     },
-    "replay-stuck-envelopes": {
-        "task": "tickets.tasks.replay_stuck_envelopes",
-        "schedule": 300.0,
+    "retry-due-envelopes": {
+        "task": "tickets.tasks.retry_due_envelopes",
+        "schedule": 60.0,
     },
 }
 
@@ -296,6 +314,7 @@ REALTIME_SOCKET_MAX_AGE = env.int("REALTIME_SOCKET_MAX_AGE", default=3600)
 # this many failed inbound envelopes.
 HEALTH_MAX_OUTBOX_BACKLOG = env.int("HEALTH_MAX_OUTBOX_BACKLOG", default=100)
 HEALTH_MAX_FAILED_ENVELOPES = env.int("HEALTH_MAX_FAILED_ENVELOPES", default=0)
+HEALTH_MAX_STRANDED_BATCHES = env.int("HEALTH_MAX_STRANDED_BATCHES", default=0)
 
 # Committed domain events are gathered this long (seconds) and published as one batch; 0 publishes each
 # transaction's events at once.

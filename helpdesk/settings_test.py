@@ -15,6 +15,8 @@ MEDIA_ROOT = tempfile.mkdtemp(prefix="helpdesk-test-media-")
 # An empty, existing STATIC_ROOT: tests never run collectstatic, and whitenoise warns about a missing one.
 STATIC_ROOT = tempfile.mkdtemp(prefix="helpdesk-test-static-")
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+# The servers a test starts (the browser tests) serve /static/ from the apps and static/ directly.
+WHITENOISE_USE_FINDERS = True
 # Publish each transaction's events at commit, so tests see them without waiting for a batch.
 EVENTS_PUBLISH_DELAY = 0
 # Per-process cache: parallel test workers must not share cached values through Redis.

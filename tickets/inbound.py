@@ -2,7 +2,9 @@
 
 Channel views and pollers first store the raw payload with `store_envelope()`, then call
 `process_envelope()`, which parses it with the channel's parser and calls `receive()`. A failure
-leaves the envelope `failed` with its error, to be replayed with `manage.py replay_envelopes`.
+leaves the envelope `failed` with its error; it is tried again automatically with backoff
+(ENVELOPE_RETRY_BACKOFF, by the beat task `retry_due_envelopes`) and can be replayed by hand at any time
+with `manage.py replay_envelopes` or the admin action.
 """
 
 from __future__ import annotations
@@ -24,7 +26,11 @@ from tickets import lifecycle
 from tickets.channels import InboundMessage, parser_for
 from tickets.content import (
     attachment_too_large,
-    sanitize_html,
+    is_storable,
+    keep_original_html,
+    message_body,
+    storable_json,
+    storable_message,
     store_attachment,
     subject_from_text,
     text_from_html,
@@ -71,6 +77,8 @@ def receive(inbound: InboundMessage) -> Received:
     The same (channel, external_id) twice gives back the first message and changes nothing.
     This is the ingest hot path: one statement finds everything, one writes everything (tickets.rows).
     """
+    # What the database cannot store (NUL, unpaired surrogates) is replaced once, here, for every channel.
+    inbound = storable_message(inbound)
     address = normalize_address(inbound.channel, inbound.sender_address)
     external_id = fit_external_id(inbound.external_id)
     own_transaction = not connection.in_atomic_block
@@ -101,10 +109,11 @@ _RECONNECT_PAUSES = (0.05, 0.25, 1.0)
 
 
 def fit_external_id(external_id: str) -> str:
-    """The channel's id as stored: ids longer than the column are replaced by their SHA-256."""
-    if len(external_id) <= 255:
+    """The channel's id as stored: ids longer than the column, or with characters PostgreSQL cannot store
+    (NUL, unpaired surrogates), are replaced by their SHA-256, so two different ids never become one."""
+    if len(external_id) <= 255 and is_storable(external_id):
         return external_id
-    return "sha256:" + hashlib.sha256(external_id.encode()).hexdigest()
+    return "sha256:" + hashlib.sha256(external_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _receive_once(inbound: InboundMessage, address: str, external_id: str) -> Received:
@@ -255,7 +264,7 @@ def _store(
     else:
         ticket_id = ticket.pk
         happened = _apply_customer_message(writes, ticket, transition, now=now)
-    html = sanitize_html(inbound.html)
+    body = message_body(text=inbound.text, html=inbound.html)
     storable, rejected = [], []
     for item in inbound.attachments:
         if attachment_too_large(len(item.content)):
@@ -265,6 +274,8 @@ def _store(
     channel_data = dict(inbound.channel_data)
     if rejected:
         channel_data["rejected_attachments"] = rejected
+    if body.note:
+        channel_data["content_note"] = body.note
     message = writes.insert(
         [
             Message(
@@ -273,8 +284,8 @@ def _store(
                 kind=inbound.kind,
                 channel=inbound.channel,
                 customer_id=customer_id,
-                body_text=inbound.text or text_from_html(html),
-                body_html=html,
+                body_text=body.text,
+                body_html=body.html,
                 external_id=external_id,
                 channel_data=channel_data,
                 created_at=now,
@@ -306,6 +317,7 @@ def _store(
             content=item.content,
             content_id=item.content_id,
         )
+    keep_original_html(message.instance, body)
     received = Received(message=message.instance, ticket=ticket, ticket_created=ticket_created)
     return received, new_events.instances
 
@@ -385,7 +397,10 @@ def store_envelope(
     Returns (envelope, created).
     """
     envelope = InboundEnvelope(
-        channel=channel, external_id=fit_external_id(external_id), payload=payload, source=source or {}
+        channel=channel,
+        external_id=fit_external_id(external_id),
+        payload=payload,
+        source=storable_json(source or {}),
     )
     if insert_unless_exists(envelope, unique=("channel", "external_id")):
         return envelope, True
@@ -406,10 +421,14 @@ def process_envelope(envelope: InboundEnvelope) -> InboundEnvelope:
         else:
             message = receive(inbound).message
             outcome.update(status=EnvelopeStatus.PROCESSED, message_id=message.pk)
-        outcome.update(error="", processed_at=timezone.now())
+        outcome.update(error="", processed_at=timezone.now(), next_attempt_at=None)
     except Exception:
         logger.exception("Inbound envelope %s failed; kept for replay", envelope.pk)
-        outcome.update(status=EnvelopeStatus.FAILED, error=traceback.format_exc(limit=8)[-4000:])
+        outcome.update(
+            status=EnvelopeStatus.FAILED,
+            error=traceback.format_exc(limit=8)[-4000:],
+            next_attempt_at=next_envelope_attempt(outcome["attempts"]),
+        )
     # A prepared UPDATE (tickets.rows): this runs once per inbound message, on the hot path.
     writes = Writes()
     writes.update(envelope, **outcome)
@@ -429,6 +448,41 @@ def replay_envelopes(
     if envelope_ids:
         pending = pending.filter(pk__in=envelope_ids)
     return [process_envelope(envelope) for envelope in pending.order_by("received_at", "id")[:limit]]
+
+
+# Waits before the automatic tries after a failed one: 1, 5 and 30 minutes, then every 6 hours. After the
+# last the envelope stays failed (counted on /healthz) until someone replays it.
+ENVELOPE_RETRY_BACKOFF = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    *[timedelta(hours=6)] * 4,
+)
+# A claimed retry not finished by then (its worker died) is due again.
+ENVELOPE_RETRY_LEASE = timedelta(minutes=10)
+
+
+def next_envelope_attempt(attempts: int) -> datetime | None:
+    """When to try an envelope again after its `attempts`-th try failed; None once the tries are spent."""
+    if attempts > len(ENVELOPE_RETRY_BACKOFF):
+        return None
+    return timezone.now() + ENVELOPE_RETRY_BACKOFF[attempts - 1]
+
+
+def retry_due_envelopes(*, now: datetime | None = None, limit: int = 100) -> list[InboundEnvelope]:
+    """Try again each failed envelope whose time has come, oldest due first.
+
+    Each is claimed by a conditional update (its next try moved a lease ahead) before it is processed, so
+    overlapping sweeps never process one envelope twice at once.
+    """
+    now = now or timezone.now()
+    due = InboundEnvelope.objects.filter(status=EnvelopeStatus.FAILED, next_attempt_at__lte=now)
+    done = []
+    for envelope_id in due.order_by("next_attempt_at").values_list("id", flat=True)[:limit]:
+        claimed = due.filter(pk=envelope_id).update(next_attempt_at=now + ENVELOPE_RETRY_LEASE)
+        if claimed:
+            done.append(process_envelope(InboundEnvelope.objects.get(pk=envelope_id)))
+    return done
 
 
 def stuck_envelope_ids(*, older_than: timedelta) -> list[int]:

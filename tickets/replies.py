@@ -21,7 +21,7 @@ from django.utils import timezone
 from helpdesk import events
 from tickets import lifecycle
 from tickets.channels import DeliveryError, OutboundAttachment, OutboundMessage, adapter_class_for
-from tickets.content import sanitize_html, text_from_html
+from tickets.content import keep_original_html, message_body
 from tickets.exceptions import NotAnAgent, UnknownChannel
 from tickets.lifecycle import Happening, normalize_tags
 from tickets.models import (
@@ -60,18 +60,20 @@ def send_reply(
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
         now = timezone.now()
         changes = lifecycle.apply(locked, Happening.AGENT_REPLY, now=now, status=status).changes
-        clean_html = sanitize_html(html)
+        body = message_body(text=text, html=html)
         message = Message.objects.create(
             ticket=locked,
             direction=Direction.OUT,
             kind=MessageKind.MESSAGE,
             channel=locked.channel,
             author=actor,
-            body_text=text or text_from_html(clean_html),
-            body_html=clean_html,
+            body_text=body.text,
+            body_html=body.html,
+            channel_data={"content_note": body.note} if body.note else {},
             delivery_status=DeliveryStatus.QUEUED,
             created_at=now,
         )
+        keep_original_html(message, body)
         if locked.first_response_at is None:
             changes["first_response_at"] = [None, now.isoformat()]
             locked.first_response_at = now
@@ -98,17 +100,19 @@ def add_note(ticket: Ticket, *, actor: User, text: str = "", html: str = "") -> 
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
         now = timezone.now()
-        clean_html = sanitize_html(html)
+        body = message_body(text=text, html=html)
         message = Message.objects.create(
             ticket=locked,
             direction=Direction.OUT,
             kind=MessageKind.INTERNAL_NOTE,
             channel=locked.channel,
             author=actor,
-            body_text=text or text_from_html(clean_html),
-            body_html=clean_html,
+            body_text=body.text,
+            body_html=body.html,
+            channel_data={"content_note": body.note} if body.note else {},
             created_at=now,
         )
+        keep_original_html(message, body)
         locked.updated_at = now
         locked.save(update_fields=["updated_at"])
         event = TicketEvent.objects.create(

@@ -3,13 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Left
 from django.http import Http404
+from django.utils import timezone
 
 from tickets import search
-from tickets.models import Attachment, Customer, Message, MessageKind, Team, Ticket, TicketEvent, User
+from tickets.models import (
+    Attachment,
+    Customer,
+    Message,
+    MessageKind,
+    Priority,
+    Status,
+    Team,
+    Ticket,
+    TicketEvent,
+    User,
+)
 from tickets.models.ticket import ACTIVE_STATUSES
 from tickets.search import SearchPosition
 
@@ -43,6 +56,132 @@ def open_tickets_by_channel(agent: User) -> dict[str, int]:
 def ticket_inbox(agent: User) -> QuerySet[Ticket]:
     """The ticket list: the visible tickets with everything a row shows, in a fixed number of queries."""
     return tickets_visible_to(agent).select_related("customer", "assignee", "team").only(*_INBOX_COLUMNS)
+
+
+# --- the workspace's ticket list: views, their counts, keyset pages ---
+
+# Until SLA due times exist, a ticket waiting on us this long since its last change is at risk.
+AT_RISK_AFTER = timedelta(hours=4)
+# "Solved recently": solved within this long.
+RECENTLY_SOLVED = timedelta(days=7)
+WAITING_ON_US = (Status.NEW, Status.OPEN)
+
+
+def inbox_view_filter(agent: User, view: str, *, now: datetime) -> Q:
+    """Which tickets a view of the left rail holds ("mine", "unassigned", …; "all" holds every one)."""
+    views = {
+        "mine": Q(assignee=agent, status__in=ACTIVE_STATUSES),
+        "unassigned": Q(assignee__isnull=True, status__in=ACTIVE_STATUSES),
+        "urgent": Q(status__in=WAITING_ON_US)
+        & (Q(priority=Priority.URGENT) | Q(updated_at__lt=now - AT_RISK_AFTER)),
+        "waiting": Q(status=Status.PENDING),
+        "solved": Q(status=Status.SOLVED, solved_at__gte=now - RECENTLY_SOLVED),
+        "open": Q(status__in=ACTIVE_STATUSES),
+        "all": Q(),
+    }
+    return views[view]
+
+
+def inbox_view_oldest_first(view: str) -> bool:
+    """At-risk tickets come oldest first (the longest waiting on top); every other view newest first."""
+    return view == "urgent"
+
+
+@dataclass(frozen=True, slots=True)
+class InboxCounts:
+    views: dict[str, int]
+    teams: list[tuple[Team, int]]  # open tickets per team the agent may see
+    channels: dict[str, int]  # open tickets per channel
+
+
+def inbox_counts(agent: User, *, now: datetime | None = None) -> InboxCounts:
+    """The left rail's counts, in three queries whatever the number of tickets, teams or channels."""
+    now = now or timezone.now()
+    visible = tickets_visible_to(agent).order_by()
+    views = visible.aggregate(
+        **{
+            view: Count("id", filter=inbox_view_filter(agent, view, now=now))
+            for view in ("mine", "unassigned", "urgent", "waiting", "solved")
+        }
+    )
+    per_team = dict(
+        visible.filter(status__in=ACTIVE_STATUSES, team__isnull=False)
+        .values_list("team")
+        .annotate(open_tickets=Count("id"))
+    )
+    teams = Team.objects.all() if agent.sees_all_tickets else agent.teams.all()
+    return InboxCounts(
+        views=views,
+        teams=[(team, per_team.get(team.pk, 0)) for team in teams.order_by("name")],
+        channels=open_tickets_by_channel(agent),
+    )
+
+
+def ticket_list(agent: User, *, view: str, now: datetime | None = None) -> QuerySet[Ticket]:
+    """One view of the inbox, each row with a one-line snippet of its latest message, in its page order."""
+    now = now or timezone.now()
+    latest_message = (
+        Message.objects.filter(ticket=OuterRef("pk"))
+        .exclude(kind=MessageKind.SYSTEM)
+        .order_by("-created_at", "-id")
+        .values("body_text")[:1]
+    )
+    tickets = ticket_inbox(agent).filter(inbox_view_filter(agent, view, now=now))
+    tickets = tickets.annotate(snippet=Left(Subquery(latest_message), 200))
+    if inbox_view_oldest_first(view):
+        return tickets.order_by("updated_at", "id")
+    return tickets.order_by("-updated_at", "-id")
+
+
+def filter_tickets(
+    agent: User,
+    tickets: QuerySet[Ticket],
+    *,
+    status: list[str] = (),
+    priority: list[str] = (),
+    channel: list[str] = (),
+    team: int | None = None,
+    assignee: str = "",
+    tag: str = "",
+    customer: int | None = None,
+) -> QuerySet[Ticket]:
+    """Narrow a list by the filters the workspace keeps in its URL (the API's filters, same meanings)."""
+    if status:
+        tickets = tickets.filter(status__in=status)
+    if priority:
+        tickets = tickets.filter(priority__in=priority)
+    if channel:
+        tickets = tickets.filter(channel__in=channel)
+    if team is not None:
+        tickets = tickets.filter(team_id=team)
+    if assignee == "me":
+        tickets = tickets.filter(assignee=agent)
+    elif assignee == "none":
+        tickets = tickets.filter(assignee__isnull=True)
+    elif assignee:
+        tickets = tickets.filter(assignee_id=int(assignee))
+    if tag:
+        tickets = tickets.filter(tags__contains=[tag])
+    if customer is not None:
+        tickets = tickets.filter(customer_id=customer)
+    return tickets
+
+
+def ticket_page(
+    tickets: QuerySet[Ticket], *, after: tuple[datetime, int] | None, size: int
+) -> tuple[list[Ticket], bool]:
+    """A keyset page of `tickets` (ordered by updated_at, id either way): the rows after the (updated_at, id)
+    of the previous page's last row, and whether more follow. As fast at any depth as on the first page."""
+    if after is not None:
+        updated_at, ticket_id = after
+        descending = tickets.query.order_by[0].startswith("-")
+        if descending:
+            keyset = Q(updated_at__lt=updated_at) | Q(updated_at=updated_at, id__lt=ticket_id)
+        else:
+            keyset = Q(updated_at__gt=updated_at) | Q(updated_at=updated_at, id__gt=ticket_id)
+        tickets = tickets.filter(keyset)
+    rows = list(tickets[: size + 1])
+    return rows[:size], len(rows) > size
 
 
 # What a row of the ticket list shows; the rest (custom fields, notes, passwords) stays in the database.

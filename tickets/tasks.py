@@ -98,7 +98,9 @@ def resend_stranded_subscriber_batches(limit: int = 500) -> int:
 
 
 @shared_task
-def replay_stuck_envelopes() -> int:
-    """Envelopes still pending a while after they arrived: their processing died with its process."""
+def retry_due_envelopes() -> int:
+    """Inbound envelopes to process again: failed ones whose backoff has passed, and ones still pending a
+    while after they arrived (their processing died with its process)."""
+    retried = len(inbound.retry_due_envelopes())
     stuck = inbound.stuck_envelope_ids(older_than=timedelta(minutes=5))
-    return len(inbound.replay_envelopes(envelope_ids=stuck)) if stuck else 0
+    return retried + (len(inbound.replay_envelopes(envelope_ids=stuck)) if stuck else 0)

@@ -22,7 +22,7 @@ def parse_api_payload(payload: bytes, source: dict[str, Any]) -> InboundMessage:
     """The message in `payload`, or ApiPayloadError saying what is wrong with it (`source` is unused)."""
     try:
         document = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except ValueError as error:  # not UTF-8, not JSON, or an integer past Python's 4,300 digits
         raise ApiPayloadError(f"not JSON: {error}") from None
     except RecursionError:
         raise ApiPayloadError("not JSON: nested too deeply") from None

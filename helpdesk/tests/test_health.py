@@ -10,7 +10,7 @@ from conftest import inbound_message
 from helpdesk.celery import app
 from helpdesk.health import check_realtime_layer, run_check
 from tickets import inbound
-from tickets.models import Channel, EnvelopeStatus, InboundEnvelope, TicketEvent
+from tickets.models import Channel, EnvelopeStatus, InboundEnvelope, SubscriberBatch, TicketEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -31,7 +31,15 @@ def test_a_healthy_deployment_answers_200_with_every_check(client):
 
     assert status == 200
     assert body["status"] == "ok"
-    assert set(body["checks"]) == {"database", "redis", "broker", "realtime", "outbox", "envelopes"}
+    assert set(body["checks"]) == {
+        "database",
+        "redis",
+        "broker",
+        "realtime",
+        "outbox",
+        "envelopes",
+        "subscribers",
+    }
     assert failing(body) == set()
     assert body["checks"]["outbox"]["unpublished_over_a_minute"] == 0
 
@@ -60,8 +68,34 @@ def test_a_failed_envelope_is_a_warning_that_keeps_the_answer_200(client):
     status, body = health(client)
 
     assert status == 200
-    assert body["checks"]["envelopes"] == {"status": "warning", "failed": 1, "limit": 0}
+    assert body["checks"]["envelopes"] == {"status": "warning", "failed": 1, "gave_up": 1, "limit": 0}
     assert "boom" not in str(body), "errors stay in the admin"
+
+
+def test_subscriber_batches_resent_and_not_done_warn_and_unswept_ones_fail(client):
+    event = TicketEvent.objects.create(
+        ticket=inbound.receive(inbound_message()).ticket, name="ticket.updated"
+    )
+    retried = SubscriberBatch.objects.create(
+        subscriber="tickets.tasks.record_customer_contact",
+        event_ids=[event.pk],
+        resend_at=timezone.now() + timedelta(minutes=10),
+        sends=2,
+    )
+
+    status, body = health(client)
+    assert status == 200
+    assert body["checks"]["subscribers"] == {
+        "status": "warning",
+        "resent_not_done": 1,
+        "overdue": 0,
+        "limit": 0,
+    }
+
+    retried.resend_at = timezone.now() - timedelta(minutes=30)  # beat stopped sweeping
+    retried.save()
+    status, body = health(client)
+    assert status == 503 and "subscribers" in failing(body)
 
 
 def test_concurrent_probes_each_get_a_realtime_round_trip():

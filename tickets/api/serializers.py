@@ -107,6 +107,8 @@ class AttachmentSerializer(serializers.ModelSerializer):
 class MessageSerializer(serializers.ModelSerializer):
     author = UserBriefSerializer(allow_null=True)
     attachments = AttachmentSerializer(many=True)
+    # Why body_html is empty although the message was written in HTML (tickets.content.message_body).
+    content_note = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -125,7 +127,11 @@ class MessageSerializer(serializers.ModelSerializer):
             "created_at",
             "sent_at",
             "attachments",
+            "content_note",
         ]
+
+    def get_content_note(self, message: Message) -> str:
+        return (message.channel_data or {}).get("content_note", "")
 
 
 class EventSerializer(serializers.ModelSerializer):

@@ -18,6 +18,9 @@ class InboundEnvelope(models.Model):
     status = models.CharField(max_length=16, choices=EnvelopeStatus.choices, default=EnvelopeStatus.PENDING)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # When a failed envelope is tried again automatically (tickets.inbound.ENVELOPE_RETRY_BACKOFF); null
+    # when it is not failed, or its tries are spent and it waits for a replay by hand.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
     message = models.ForeignKey(
         "tickets.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -33,6 +36,11 @@ class InboundEnvelope(models.Model):
                 fields=["received_at"],
                 name="envelope_unfinished",
                 condition=Q(status__in=[EnvelopeStatus.PENDING, EnvelopeStatus.FAILED]),
+            ),
+            models.Index(
+                fields=["next_attempt_at"],
+                name="envelope_retry_due",
+                condition=Q(status=EnvelopeStatus.FAILED, next_attempt_at__isnull=False),
             ),
         ]
 

@@ -1,5 +1,9 @@
+import zoneinfo
+from functools import cache
+
 from django.contrib.auth.models import AbstractUser
 from django.contrib.postgres.indexes import GinIndex
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
@@ -8,14 +12,30 @@ from django.utils.translation import gettext_lazy as _
 from tickets.models.choices import Channel, Role
 from tickets.models.search import SearchDocument
 
+# The workspace's languages, as settings.LANGUAGES; a user without one gets the browser's language
+# (Accept-Language), then LANGUAGE_CODE.
+WORKSPACE_LANGUAGES = [("en", "English"), ("ru", "Русский")]
+
+
+@cache
+def time_zone_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_time_zone(name: str) -> None:
+    """An IANA time zone name (Europe/Moscow); the empty string means the deployment's TIME_ZONE."""
+    if name and name not in time_zone_names():
+        raise ValidationError(_("Unknown time zone: %(name)s"), params={"name": name}, code="invalid")
+
 
 class User(AbstractUser):
     """Anyone who signs in: agents, supervisors and admins work tickets; customers use the portal."""
 
     # Least privilege unless said otherwise: a user created anywhere without a role sees no tickets.
     role = models.CharField(_("role"), max_length=16, choices=Role.choices, default=Role.CUSTOMER)
-    locale = models.CharField(_("language"), max_length=8, blank=True)
-    timezone = models.CharField(_("time zone"), max_length=64, blank=True)
+    # The workspace's language and time zone for this user; empty: the browser's language, TIME_ZONE.
+    locale = models.CharField(_("language"), max_length=8, blank=True, choices=WORKSPACE_LANGUAGES)
+    timezone = models.CharField(_("time zone"), max_length=64, blank=True, validators=[validate_time_zone])
 
     def save(self, *args, **kwargs) -> None:
         # set_password() leaves the new password in _password until saved; signed-in sessions end through

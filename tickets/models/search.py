@@ -5,7 +5,7 @@ Latin-script words (`asciiword`) with the English one, English stop words includ
 "refunds" both reach their stems from one tsvector. A second, `english` document would repeat every
 lexeme and double the index and its cost on each inbound message.
 
-Messages: a stored generated column, `tickets_message.search_document` (migration 0005), so ranking and
+Messages: a stored generated column, `tickets_message.search_document` (migration 0007), so ranking and
 the newest-first walk over frequent words read a stored tsvector (about a microsecond a row) instead of
 parsing the text again (tens of microseconds). It is not a model field: the ORM never reads it with a
 message, and the ingest path (tickets.rows) writes rows as before while PostgreSQL fills it.

@@ -249,7 +249,7 @@ def test_processing_that_dies_halfway_keeps_the_envelope_for_replay(monkeypatch,
 
     # The crash comes after the customer and the ticket rows are written: all of it must roll back.
     with monkeypatch.context() as patch:
-        patch.setattr(inbound, "sanitize_html", crash)
+        patch.setattr(inbound, "message_body", crash)
         inbound.process_envelope(envelope)
 
     envelope.refresh_from_db()

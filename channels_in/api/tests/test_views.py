@@ -7,6 +7,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from channels_in.api.inbound import parse_api_payload
+from conftest import api_channel_message
 from helpdesk import events
 from tickets.models import Channel, EnvelopeStatus, Identity, InboundEnvelope, Message, Ticket
 
@@ -15,20 +16,8 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/inbound/messages/"
 
 
-def crm_message(**overrides) -> dict:
-    message = {
-        "id": "crm-4711",
-        "customer": {"id": "crm-customer-42", "name": "Ivan Petrov", "locale": "ru"},
-        "subject": "Order not delivered",
-        "text": "Where is my order?",
-        "thread_key": "order-1009",
-    }
-    message.update(overrides)
-    return message
-
-
 def test_inbound_api_message_becomes_a_ticket_through_the_one_pipeline(api_client, dave, captured_events):
-    response = api_client(dave).post(URL, crm_message(), format="json")
+    response = api_client(dave).post(URL, api_channel_message(), format="json")
 
     assert response.status_code == 202
     stored = response.json()
@@ -46,8 +35,8 @@ def test_inbound_api_message_becomes_a_ticket_through_the_one_pipeline(api_clien
 
 
 def test_inbound_api_message_sent_twice_is_stored_once(api_client, dave):
-    first = api_client(dave).post(URL, crm_message(), format="json").json()
-    again = api_client(dave).post(URL, crm_message(), format="json")
+    first = api_client(dave).post(URL, api_channel_message(), format="json").json()
+    again = api_client(dave).post(URL, api_channel_message(), format="json")
 
     assert again.status_code == 202
     assert again.json()["envelope"] == first["envelope"] and again.json()["message"] == first["message"]
@@ -55,8 +44,10 @@ def test_inbound_api_message_sent_twice_is_stored_once(api_client, dave):
 
 
 def test_inbound_api_message_with_the_same_thread_key_joins_the_ticket(api_client, dave):
-    first = api_client(dave).post(URL, crm_message(), format="json").json()
-    second = api_client(dave).post(URL, crm_message(id="crm-4712", text="Still waiting"), format="json")
+    first = api_client(dave).post(URL, api_channel_message(), format="json").json()
+    second = api_client(dave).post(
+        URL, api_channel_message(id="crm-4712", text="Still waiting"), format="json"
+    )
 
     assert second.json()["ticket"] == first["ticket"]
 
@@ -80,7 +71,7 @@ def test_inbound_api_refuses_what_is_not_a_message_and_stores_nothing(api_client
 def test_inbound_api_is_for_admins(api_client, alice, carol, ivan):
     # Outside tickets.api.urls, so the access sweep in tickets/tests/test_api_access.py does not reach it.
     answers = {
-        who: api_client(user).post(URL, crm_message(), format="json").status_code
+        who: api_client(user).post(URL, api_channel_message(), format="json").status_code
         for who, user in [
             ("agent", alice),
             ("supervisor", carol),
@@ -130,7 +121,7 @@ def test_the_documented_customer_id_pattern_is_the_one_the_endpoint_enforces(
     schema = json.loads(APIClient().get("/api/schema/", {"format": "json"}).content)
     pattern = schema["components"]["schemas"]["CustomerInput"]["properties"]["id"]["pattern"]
 
-    response = api_client(dave).post(URL, crm_message(customer={"id": customer_id}), format="json")
+    response = api_client(dave).post(URL, api_channel_message(customer={"id": customer_id}), format="json")
 
     assert bool(re.search(pattern, customer_id)) == (status == 202)
     assert response.status_code == status

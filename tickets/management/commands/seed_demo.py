@@ -43,7 +43,7 @@ class DemoUser:
     is_superuser: bool = False
 
 
-# Only the admin can sign in to /admin/; agents and supervisors use the API (token or session).
+# Everyone signs in to the workspace (/tickets/) with the printed password; only the admin to /admin/ too.
 STAFF = (
     DemoUser(ADMIN_USERNAME, Role.ADMIN, "Demo", "Admin", "en", is_staff=True, is_superuser=True),
     DemoUser("olga", Role.SUPERVISOR, "Ольга", "Иванова", "ru"),
@@ -109,6 +109,9 @@ class Command(BaseCommand):
     def print_access(self, logins: list[DemoLogin], logins_file: Path) -> None:
         url = demo_url()
         self.stdout.write(f"Helpdesk demo: {url}")
+        self.stdout.write(
+            f"  Workspace: {url}tickets/ (agents and the supervisor sign in with the logins below)"
+        )
         self.stdout.write(f"  Admin:     {url}admin/")
         self.stdout.write(f"  API docs:  {url}api/docs/")
         self.stdout.write(f"  API:       {url}api/v1/tickets/")

@@ -13,7 +13,7 @@ MESSAGE_DOCUMENT = "to_tsvector('russian'::regconfig, left(body_text, 2000))"
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tickets", "0004_subscriber_batch"),
+        ("tickets", "0006_user_language_timezone"),
     ]
 
     # The indexes are built CONCURRENTLY (outside a transaction): messages keep arriving meanwhile. Adding the
