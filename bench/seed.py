@@ -106,6 +106,7 @@ FIRST_NAMES_EN = ["John", "Emma", "Oliver", "Sophia", "Liam", "Mia", "Noah", "Av
 LAST_NAMES_EN = ["Smith", "Brown", "Taylor", "Wilson", "Davies", "Evans", "Müller", "Schmidt", "García"]
 EMAIL_DOMAINS = ["example.com", "example.org", "example.net", "mail.example.ru", "inbox.example.de"]
 
+# Subject lines of chat tickets (the first line of the first message); message texts come from bench.texts.
 INBOUND_TEXTS = [
     "Hello,\n\nI still have not received an answer about this. Could you please check?\n\nThanks",
     "Здравствуйте! Подскажите, пожалуйста, когда будет решён мой вопрос?",
@@ -115,18 +116,6 @@ INBOUND_TEXTS = [
     "Good morning, any news on this? It is blocking our team.",
     "Спасибо за ответ, но проблема не решена. Приложение всё так же вылетает.",
 ]
-OUTBOUND_TEXTS = [
-    "Hello,\n\nthank you for reaching out. We have checked your account and fixed the issue.\n\nBest regards",
-    "Здравствуйте! Мы передали ваш вопрос специалистам, ответим в течение дня.",
-    "Could you please send us the order number and a screenshot of the error?",
-    "Мы оформили возврат, деньги поступят на карту в течение 3–5 рабочих дней.",
-    "The fix has been deployed. Please let us know if you still see the problem.",
-]
-NOTES = [
-    "Checked the logs: payment gateway timeout at 14:02.",
-    "Клиент VIP, ответить в приоритете.",
-    "Escalated to the second line, waiting for the developers.",
-]
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -135,12 +124,6 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\
 def _text(value: str) -> str:
     """A value in COPY's text format."""
     return value.translate(_COPY_ESCAPES)
-
-
-# Generated texts are COPY-escaped once here, not per row; names and subjects hold no tab or newline.
-INBOUND_ROWS = [(_text(text), _text(f"<p>{text}</p>")) for text in INBOUND_TEXTS]
-OUTBOUND_ROWS = [_text(text) for text in OUTBOUND_TEXTS]
-NOTE_ROWS = [_text(text) for text in NOTES]
 
 
 class PlannedTicket(NamedTuple):
@@ -754,7 +737,10 @@ class _Loader:
         return f"{self.tag}-{message_id:012x}"
 
     def _copy_messages(self) -> int:
+        from bench.texts import MessageTexts  # run as a script, the repository joins sys.path in main()
+
         rng = self.rng
+        texts = MessageTexts(rng)
         count = 0
 
         def lines() -> Iterator[str]:
@@ -768,6 +754,7 @@ class _Loader:
                     ticket.times,
                 )
                 customer_id = self.customer_base + owner + 1
+                language = "ru" if self.customer_ru[owner] else "en"
                 note_at = rng.randrange(len(times)) if rng.random() < 0.08 else -1
                 for position, created_at in enumerate(times):
                     count += 1
@@ -776,9 +763,11 @@ class _Loader:
                     external_id = self._external_id(channel, message_id, customer_id, inbound)
                     if inbound:
                         kind = "call" if channel == "phone" and position == 0 else "message"
-                        text, html = rng.choice(INBOUND_ROWS)
-                        if channel != "email":
-                            html = ""
+                        written = texts.customer(language)
+                        text = _text(written)
+                        # Texts hold no markup characters: each paragraph is a <p> as written.
+                        html = "".join(f"<p>{part}</p>" for part in written.split("\n\n"))
+                        html = _text(html) if channel == "email" else ""
                         channel_data = f'{{"duration": {rng.randrange(20, 900)}}}' if kind == "call" else "{}"
                         yield (
                             f"{message_id}\t{ticket_id}\tin\t{kind}\t{channel}\t\\N\t{customer_id}\t"
@@ -787,7 +776,7 @@ class _Loader:
                         )
                     else:
                         author = assignee or rng.choice(self.all_agents)
-                        text = rng.choice(OUTBOUND_ROWS)
+                        text = _text(texts.agent(language))
                         yield (
                             f"{message_id}\t{ticket_id}\tout\tmessage\t{channel}\t{author}\t\\N\t"
                             f"{text}\t\t{external_id}\t{{}}\tsent\t\t"
@@ -796,7 +785,7 @@ class _Loader:
                     if position == note_at:
                         count += 1
                         author = assignee or rng.choice(self.all_agents)
-                        note = rng.choice(NOTE_ROWS)
+                        note = _text(texts.note())
                         yield (
                             f"{self.message_base + count}\t{ticket_id}\tout\tinternal_note\t{channel}\t"
                             f"{author}\t\\N\t{note}\t\t\\N\t{{}}\t\t\t{_ts(created_at + 60 * _US)}\t\\N\n"
@@ -887,12 +876,18 @@ def _ensure_database(url: str, *, reset: bool) -> bool:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tickets", type=int, default=10_000)
-    parser.add_argument("--database-url", default=DEFAULT_DATABASE_URL)
+    parser.add_argument("--database-url", help=f"the database to seed (default: {DEFAULT_DATABASE_URL})")
     parser.add_argument("--reset", action="store_true", help="drop and recreate the database first")
     parser.add_argument("--seed", type=int, default=1, help="random seed")
     parser.add_argument("--agents", type=int, default=40)
     parser.add_argument("--keep-indexes", action="store_true", help="load with every index in place")
     args = parser.parse_args(argv)
+    if args.database_url is None:
+        # DATABASE_URL is each engineer's own database; seeding (with --reset: dropping) the shared default
+        # instead of it would be a surprise, so say which one.
+        if os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL) != DEFAULT_DATABASE_URL:
+            parser.error(f"DATABASE_URL is set: pass --database-url (it would seed {DEFAULT_DATABASE_URL})")
+        args.database_url = DEFAULT_DATABASE_URL
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     os.environ["DATABASE_URL"] = args.database_url

@@ -10,6 +10,7 @@ from django.db.models.functions import Left
 from django.http import Http404
 from django.utils import timezone
 
+from tickets import search
 from tickets.models import (
     Attachment,
     Customer,
@@ -23,6 +24,7 @@ from tickets.models import (
     User,
 )
 from tickets.models.ticket import ACTIVE_STATUSES
+from tickets.search import SearchPosition
 
 
 def tickets_visible_to(agent: User) -> QuerySet[Ticket]:
@@ -295,3 +297,59 @@ def _get_or_404(queryset: QuerySet, object_id: int):
 def attachment_for_agent(agent: User, attachment_id: int) -> Attachment:
     visible = Attachment.objects.filter(message__ticket__in=tickets_visible_to(agent))
     return _get_or_404(visible, attachment_id)
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    """A ticket the search found: the ticket as the list shows it, and its matching fragment as HTML."""
+
+    ticket: Ticket
+    highlight: str
+    position: SearchPosition
+
+
+@dataclass(frozen=True, slots=True)
+class SearchPage:
+    hits: list[SearchHit]
+    # Where the next page starts; None on the last page.
+    next_position: SearchPosition | None
+
+
+def search_tickets(
+    agent: User, query: str, *, after: SearchPosition | None = None, limit: int = 25
+) -> SearchPage:
+    """The tickets the agent may see that match `query`, best first, newest first among equals.
+
+    Ticket number, subject, every message's text, the customer's name and addresses (tickets.search says
+    how a query is read and ranked). Access as in the ticket list; a fixed number of queries per page.
+    """
+    terms = search.read_query(query)
+    if not terms.text:
+        return SearchPage(hits=[], next_position=None)
+    inbox = ticket_inbox(agent)
+    candidates = {candidate.ticket_id: candidate for candidate in search.ranked_candidates(terms)}
+    if not candidates:
+        return SearchPage(hits=[], next_position=None)
+    ranked = sorted(
+        (
+            SearchPosition(candidates[ticket_id].score, updated_at, ticket_id)
+            for ticket_id, updated_at in inbox.filter(id__in=list(candidates)).values_list("id", "updated_at")
+        ),
+        key=_ranking,
+        reverse=True,
+    )
+    if after is not None:
+        ranked = [position for position in ranked if _ranking(position) < _ranking(after)]
+    page, rest = ranked[:limit], ranked[limit:]
+    tickets = inbox.in_bulk([position.ticket_id for position in page])
+    fragments = search.highlights(terms.text, [candidates[position.ticket_id] for position in page])
+    hits = [
+        SearchHit(tickets[position.ticket_id], fragments.get(position.ticket_id, ""), position)
+        for position in page
+        if position.ticket_id in tickets
+    ]
+    return SearchPage(hits=hits, next_position=page[-1] if rest else None)
+
+
+def _ranking(position: SearchPosition) -> tuple[float, datetime, int]:
+    return (position.score, position.updated_at, position.ticket_id)

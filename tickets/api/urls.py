@@ -5,6 +5,7 @@ from tickets.api.customers import CustomerDetailApi, CustomerListApi
 from tickets.api.people import MeApi, TeamListApi
 from tickets.api.portal import PortalTicketDetailApi, PortalTicketListApi
 from tickets.api.replies import TicketNoteApi, TicketReplyApi
+from tickets.api.search import TicketSearchApi
 from tickets.api.tickets import TicketDetailApi, TicketListApi
 from tickets.api.tokens import CurrentTokenApi, TokenLoginApi
 
@@ -18,6 +19,7 @@ urlpatterns = [
     path("tickets/<int:ticket_id>/", TicketDetailApi.as_view(), name="ticket-detail"),
     path("tickets/<int:ticket_id>/reply/", TicketReplyApi.as_view(), name="ticket-reply"),
     path("tickets/<int:ticket_id>/notes/", TicketNoteApi.as_view(), name="ticket-note"),
+    path("search/", TicketSearchApi.as_view(), name="ticket-search"),
     path("attachments/<int:attachment_id>/", AttachmentDownloadApi.as_view(), name="attachment"),
     path("customers/", CustomerListApi.as_view(), name="customer-list"),
     path("customers/<int:customer_id>/", CustomerDetailApi.as_view(), name="customer-detail"),

@@ -14,6 +14,9 @@ from tickets.models.ticket import Ticket
 
 
 class Message(models.Model):
+    # The table also has `search_document`, a tsvector PostgreSQL computes from body_text (a stored generated
+    # column, with the GIN index message_search; migration 0007, tickets.models.search). Left out of the
+    # model on purpose: the ORM never reads it with a message, nor writes it.
     # Indexed by message_ticket_timeline and, where set, message_author (customers' messages have none).
     ticket = models.ForeignKey(Ticket, on_delete=models.CASCADE, related_name="messages", db_index=False)
     direction = models.CharField(_("direction"), max_length=3, choices=Direction.choices)

@@ -2,11 +2,15 @@ import zoneinfo
 from functools import cache
 
 from django.contrib.auth.models import AbstractUser
+from django.contrib.postgres.indexes import GinIndex
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from tickets.models.choices import Channel, Role
+from tickets.models.search import SearchDocument
 
 # The workspace's languages, as settings.LANGUAGES; a user without one gets the browser's language
 # (Accept-Language), then LANGUAGE_CODE.
@@ -95,7 +99,10 @@ class Customer(models.Model):
     last_contact_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["-last_contact_at"], name="customer_last_contact")]
+        indexes = [
+            models.Index(fields=["-last_contact_at"], name="customer_last_contact"),
+            GinIndex(SearchDocument("name"), name="customer_name_search"),
+        ]
 
     def __str__(self) -> str:
         return self.name or f"Customer #{self.pk}"
@@ -114,6 +121,12 @@ class Identity(models.Model):
         verbose_name_plural = "identities"
         constraints = [
             models.UniqueConstraint(fields=["channel", "address"], name="identity_unique_address"),
+        ]
+        indexes = [
+            # A Telegram identity's address is the numeric user id; people search by the @handle.
+            models.Index(
+                Lower("display_name"), name="identity_telegram_handle", condition=Q(channel=Channel.TELEGRAM)
+            ),
         ]
 
     def __str__(self) -> str:

@@ -9,6 +9,7 @@ from django.utils.translation import gettext_lazy as _
 
 from tickets.models.choices import Channel, Priority, Status
 from tickets.models.people import Customer, Team
+from tickets.models.search import SearchDocument
 
 # Statuses in which a ticket still needs work; solved tickets are reopened by a reply, closed ones never.
 ACTIVE_STATUSES = (Status.NEW, Status.OPEN, Status.PENDING, Status.ON_HOLD)
@@ -69,6 +70,7 @@ class Ticket(models.Model):
                 fields=["channel", "thread_key"], name="ticket_thread_key", condition=~Q(thread_key="")
             ),
             GinIndex(fields=["tags"], name="ticket_tags"),
+            GinIndex(SearchDocument("subject"), name="ticket_subject_search"),
             models.Index(
                 fields=["follow_up_of"], name="ticket_follow_ups", condition=Q(follow_up_of__isnull=False)
             ),
