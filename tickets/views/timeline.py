@@ -11,9 +11,8 @@ from typing import Any
 from django.utils.translation import gettext as _
 
 from helpdesk import events
+from tickets.content import REMOTE_SRC_ATTRIBUTE
 from tickets.models import Message, Priority, Status, Team, Ticket, TicketEvent, User
-
-REMOTE_SRC_ATTRIBUTE = "data-remote-src"
 
 
 @dataclass(frozen=True, slots=True)
