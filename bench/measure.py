@@ -409,15 +409,24 @@ class RunningServer:
 
 @contextlib.contextmanager
 def serve(
-    command: list[str], port: int, env: dict[str, str], *, name: str, log: Path | None = None
+    command: list[str],
+    port: int,
+    env: dict[str, str],
+    *,
+    name: str,
+    log: Path | None = None,
+    checkout: Path = ROOT,
 ) -> Iterator[RunningServer]:
-    """Start `command` (listening on `port`) and yield once its GET /healthz answers; stop it after.
-
-    Its output goes to `log` when given (a file kept in bench/out), else to ours.
+    """Start `command` (listening on `port`) in `checkout` and yield once its GET /healthz answers; stop it
+    after. Its output goes to `log` when given (a file kept in bench/out), else to ours.
     """
     output = log.open("ab") if log else None
     process = subprocess.Popen(
-        command, cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT if log else None
+        command,
+        cwd=checkout,
+        env={**os.environ, **env},
+        stdout=output,
+        stderr=subprocess.STDOUT if log else None,
     )
     try:
         deadline = time.monotonic() + 30
