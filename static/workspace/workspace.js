@@ -58,7 +58,7 @@
   });
 
   // Keyboard: j/k move through the list, o or Enter opens, r replies, n writes an internal note, a assigns
-  // the ticket to me, ? lists the shortcuts. Never while typing in a field.
+  // the ticket to me, / goes to the search box, ? lists the shortcuts. Never while typing in a field.
   function typing(target) {
     return target.closest("input, textarea, select, [contenteditable]") !== null;
   }
@@ -106,6 +106,13 @@
       const assign = document.querySelector("[data-assign-to-me]");
       if (assign) {
         assign.click();
+      }
+    },
+    "/": function () {
+      const box = document.querySelector("[data-search-box]");
+      if (box) {
+        box.focus();
+        box.select();
       }
     },
     "?": function () {

@@ -78,6 +78,10 @@ def test_the_russian_list_ticket_and_account_pages_show_no_english_of_ours(clien
         "empty list": reverse("inbox") + "?view=solved",
         "bad filter": reverse("inbox") + "?view=nope",
         "ticket": reverse("ticket", args=[ticket.pk]),
+        "search": reverse("search") + "?q=%D1%81%D1%87%D1%91%D1%82",
+        "empty search": reverse("search") + "?q=chandelier",
+        "blank search": reverse("search"),
+        "bad search": reverse("search") + "?q=" + "x" * 300,
         "preferences": reverse("preferences"),
         "password change": reverse("password_change"),
     }

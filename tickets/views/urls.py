@@ -5,6 +5,7 @@ from tickets.views.account import SignInView
 from tickets.views.home import home
 from tickets.views.inbox import inbox
 from tickets.views.preferences import preferences
+from tickets.views.search import search
 from tickets.views.ticket import assign_to_me, compose, ticket_page, update_fields
 
 urlpatterns = [
@@ -15,6 +16,7 @@ urlpatterns = [
     path("account/preferences/", preferences, name="preferences"),
     path("account/", include("django.contrib.auth.urls")),
     path("tickets/", inbox, name="inbox"),
+    path("search/", search, name="search"),
     path("tickets/<int:ticket_id>/", ticket_page, name="ticket"),
     path("tickets/<int:ticket_id>/compose/", compose, name="ticket-compose"),
     path("tickets/<int:ticket_id>/fields/", update_fields, name="ticket-fields"),
