@@ -252,6 +252,49 @@ def test_screenshots_of_sign_in_list_and_ticket_at_desktop_and_phone_width(
     shutil.rmtree(SCREENSHOTS / "tmp", ignore_errors=True)
 
 
+def test_slash_focuses_the_search_box_and_the_result_shows_the_match_highlighted(
+    web_server, browser, anna, ivan
+):
+    inbound.receive(
+        inbound_message(
+            subject="Не пришёл счёт за март",
+            text="Здравствуйте! Счёт за март так и не пришёл на почту. Пришлите, пожалуйста, ещё раз.",
+        )
+    )
+    page = browser.new_page()
+    sign_in(page, web_server, "anna")
+
+    page.keyboard.press("/")
+    assert page.evaluate("document.activeElement.id") == "search-box"
+    page.keyboard.type("счета")  # another form of the word: full-text search, not a substring
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/search/?q=*")
+
+    marks = page.locator(".ticket-row .highlight mark")
+    assert marks.count() >= 1
+    assert marks.first.inner_text().lower() == "счёт"
+    assert page.locator(".ticket-row .subject").first.inner_text() == "Не пришёл счёт за март"
+    assert page.input_value("#search-box") == "счета"
+
+
+@pytest.mark.parametrize(("language", "query"), [("en", "annual plan"), ("ru", "счёт")])
+def test_screenshots_of_search_results_at_desktop_and_phone_width(
+    web_server, browser, anna, ivan, olga_supervisor, language, query
+):
+    demo_tickets(anna, olga_supervisor)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for width, height in ((1280, 800), (375, 740)):
+        context = browser.new_context(viewport={"width": width, "height": height}, locale=language)
+        page = context.new_page()
+        sign_in(page, web_server, "anna")
+        page.fill("#search-box", query)
+        page.press("#search-box", "Enter")
+        page.wait_for_selector(".ticket-row .highlight mark")
+        page.screenshot(path=SCREENSHOTS / f"search-{language}-{width}.png", full_page=True)
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        context.close()
+
+
 @pytest.fixture
 def olga_supervisor(db) -> User:
     return User.objects.create_user(
