@@ -264,6 +264,11 @@ def test_slash_focuses_the_search_box_and_the_result_shows_the_match_highlighted
     page = browser.new_page()
     sign_in(page, web_server, "anna")
 
+    page.focus("#filter-tag")
+    page.keyboard.press("/")  # typed in a field, "/" is just a character
+    assert page.evaluate("document.activeElement.id") == "filter-tag"
+    assert page.input_value("#filter-tag") == "/"
+    page.evaluate("document.activeElement.blur()")
     page.keyboard.press("/")
     assert page.evaluate("document.activeElement.id") == "search-box"
     page.keyboard.type("счета")  # another form of the word: full-text search, not a substring
