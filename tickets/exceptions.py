@@ -49,3 +49,9 @@ class IdentityTaken(DomainError):
     """Another customer already has this address."""
 
     code = "identity_taken"
+
+
+class StaleReply(DomainError):
+    """New messages arrived on the ticket since you opened it; read them, then send anyway if still right."""
+
+    code = "stale_reply"

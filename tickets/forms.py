@@ -121,6 +121,9 @@ class ComposerForm(forms.Form):
         choices=[("", ""), (Status.PENDING, Status.PENDING.label), (Status.SOLVED, Status.SOLVED.label)],
         required=False,
     )
+    # The newest message on the page when it was rendered: a reply after newer ones asks for confirmation.
+    seen_message_id = forms.IntegerField(required=False, min_value=1, widget=forms.HiddenInput)
+    confirm = forms.BooleanField(required=False)
 
     def clean(self) -> dict:
         cleaned = super().clean()

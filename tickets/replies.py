@@ -22,7 +22,7 @@ from helpdesk import events
 from tickets import lifecycle
 from tickets.channels import DeliveryError, OutboundAttachment, OutboundMessage, adapter_class_for
 from tickets.content import keep_original_html, message_body
-from tickets.exceptions import NotAnAgent, UnknownChannel
+from tickets.exceptions import NotAnAgent, StaleReply, UnknownChannel
 from tickets.lifecycle import Happening, normalize_tags
 from tickets.models import (
     Customer,
@@ -54,10 +54,20 @@ def send_reply(
     text: str = "",
     html: str = "",
     status: str | None = None,
+    seen_message_id: int | None = None,
+    confirmed: bool = False,
 ) -> Message:
-    """Queue a public answer to the customer on the ticket's channel; optionally set the status too."""
+    """Queue a public answer to the customer on the ticket's channel; optionally set the status too.
+
+    `seen_message_id` is the newest message the agent had on screen; if the customer wrote since, or
+    another agent answered, the reply is refused with `StaleReply` (carrying what arrived) unless `confirmed`.
+    """
     with transaction.atomic():
         locked = Ticket.objects.select_for_update().get(pk=ticket.pk)
+        if seen_message_id is not None and not confirmed:
+            arrived = _arrived_since(locked, seen_message_id, actor=actor)
+            if arrived:
+                raise StaleReply(arrived=arrived)
         now = timezone.now()
         changes = lifecycle.apply(locked, Happening.AGENT_REPLY, now=now, status=status).changes
         body = message_body(text=text, html=html)
@@ -93,6 +103,15 @@ def send_reply(
         TicketEvent.objects.bulk_create(new_events)
         events.publish_on_commit(new_events)
     return message
+
+
+def _arrived_since(ticket: Ticket, seen_message_id: int, *, actor: User) -> list[int]:
+    """Expects the ticket locked. Ids of what would change the answer: the customer's messages and other
+    agents' replies newer than the one seen (ids grow with time); notes and system lines do not."""
+    newer = Message.objects.filter(ticket=ticket, pk__gt=seen_message_id)
+    customer = Q(direction=Direction.IN)
+    other_agent = Q(direction=Direction.OUT, kind=MessageKind.MESSAGE) & ~Q(author=actor)
+    return list(newer.filter(customer | other_agent).order_by("pk").values_list("pk", flat=True))
 
 
 def add_note(ticket: Ticket, *, actor: User, text: str = "", html: str = "") -> Message:

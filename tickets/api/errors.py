@@ -18,6 +18,11 @@ ERROR_SCHEMA: dict[str, Any] = {
     "properties": {
         "detail": {"type": "string"},
         "code": {"type": "string", "description": "e.g. ticket_closed, invalid_transition, timeout"},
+        "arrived": {
+            "type": "array",
+            "items": {"type": "integer"},
+            "description": "On stale_reply: ids of the messages that arrived since the one the agent saw.",
+        },
     },
     "required": ["detail"],
 }

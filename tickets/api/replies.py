@@ -24,6 +24,17 @@ class TicketReplyApi(APIView):
 
     class ReplyInput(MessageInput):
         status = serializers.ChoiceField(choices=Status.choices, required=False)
+        seen_message_id = serializers.IntegerField(
+            required=False,
+            min_value=1,
+            help_text="The newest message on the agent's screen; newer customer messages or other agents' "
+            "replies make the answer 409 stale_reply, with their ids in `arrived`.",
+        )
+        confirm = serializers.BooleanField(
+            required=False,
+            default=False,
+            help_text="Send even though messages arrived (after a stale_reply).",
+        )
 
         def validate_status(self, status: str) -> str:
             if status in (Status.NEW, Status.CLOSED):
@@ -37,7 +48,8 @@ class TicketReplyApi(APIView):
         ticket = selectors.ticket_for_agent(request.user, ticket_id)
         data = self.ReplyInput(data=request.data)
         data.is_valid(raise_exception=True)
-        message = replies.send_reply(ticket, actor=request.user, **data.validated_data)
+        fields = dict(data.validated_data)
+        message = replies.send_reply(ticket, actor=request.user, confirmed=fields.pop("confirm"), **fields)
         return Response(MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
 

@@ -382,6 +382,40 @@ def test_reply_creates_a_queued_outbound_message_and_a_queued_event(api_client, 
     assert ticket.status == Status.OPEN
 
 
+def test_reply_after_a_new_customer_message_answers_409_with_what_arrived(api_client, alice, bob, ivan):
+    ticket = make_ticket(ivan)
+    seen = replies.send_reply(ticket, actor=alice, text="Проверим").pk
+    bobs_reply = replies.send_reply(ticket, actor=bob, text="Уже проверил")
+
+    response = api_client(alice).post(
+        f"{TICKETS}{ticket.pk}/reply/", {"text": "Счёт отправлен", "seen_message_id": seen}, format="json"
+    )
+
+    assert response.status_code == 409, response.content
+    assert response.json() == {
+        "code": "stale_reply",
+        "detail": response.json()["detail"],
+        "arrived": [bobs_reply.pk],
+    }
+    assert response.json()["detail"]
+    assert Message.objects.filter(ticket=ticket).count() == 2
+
+
+def test_confirmed_reply_is_sent_after_a_stale_reply_refusal(api_client, alice, bob, ivan):
+    ticket = make_ticket(ivan)
+    seen = replies.send_reply(ticket, actor=alice, text="Проверим").pk
+    replies.send_reply(ticket, actor=bob, text="Уже проверил")
+
+    response = api_client(alice).post(
+        f"{TICKETS}{ticket.pk}/reply/",
+        {"text": "Счёт отправлен", "seen_message_id": seen, "confirm": True},
+        format="json",
+    )
+
+    assert response.status_code == 201, response.content
+    assert Message.objects.get(pk=response.json()["id"]).body_text == "Счёт отправлен"
+
+
 def test_reply_can_set_the_status_too(api_client, alice, ivan):
     ticket = make_ticket(ivan, status=Status.OPEN)
 

@@ -9,7 +9,7 @@ from conftest import inbound_message
 from helpdesk import events
 from tickets import inbound, lifecycle, replies
 from tickets.channels import DeliveryError, OutboundMessage
-from tickets.exceptions import NotAnAgent, TicketClosed
+from tickets.exceptions import NotAnAgent, StaleReply, TicketClosed
 from tickets.models import (
     Channel,
     DeliveryAttempt,
@@ -156,6 +156,51 @@ def test_reply_that_reopens_a_solved_ticket_clears_solved_at(ticket, alice):
     reopened = TicketEvent.objects.filter(ticket=ticket, name=events.TICKET_UPDATED).last()
     assert reopened.changes["status"] == ["solved", "open"]
     assert reopened.changes["solved_at"][1] is None
+
+
+def newest_message_id(ticket: Ticket) -> int:
+    return Message.objects.filter(ticket=ticket).latest("pk").pk
+
+
+def test_reply_is_refused_when_the_customer_wrote_since_the_page_loaded(ticket, alice):
+    seen = newest_message_id(ticket)
+    arrived = inbound.receive(inbound_message(text="Нашёл счёт в спаме")).message
+
+    with pytest.raises(StaleReply) as refusal:
+        replies.send_reply(ticket, actor=alice, text="Отправили повторно", seen_message_id=seen)
+
+    assert refusal.value.code == "stale_reply"
+    assert refusal.value.details == {"arrived": [arrived.pk]}
+    assert not Message.objects.filter(ticket=ticket, direction=Direction.OUT).exists()
+
+
+def test_reply_is_refused_when_another_agent_answered_since_the_page_loaded(ticket, alice, bob):
+    seen = newest_message_id(ticket)
+    bobs_reply = queued_reply(ticket, bob, "Уже ответил")
+
+    with pytest.raises(StaleReply) as refusal:
+        replies.send_reply(ticket, actor=alice, text="Отправили повторно", seen_message_id=seen)
+
+    assert refusal.value.details == {"arrived": [bobs_reply.pk]}
+
+
+def test_own_earlier_reply_and_notes_do_not_make_a_reply_stale(ticket, alice, bob):
+    seen = newest_message_id(ticket)
+    queued_reply(ticket, alice, "Первая часть ответа")
+    replies.add_note(ticket, actor=bob, text="Клиент на старом тарифе")
+
+    message = replies.send_reply(ticket, actor=alice, text="Вторая часть", seen_message_id=seen)
+
+    assert message.body_text == "Вторая часть"
+
+
+def test_confirmed_reply_is_sent_although_the_customer_wrote_since(ticket, alice):
+    seen = newest_message_id(ticket)
+    inbound.receive(inbound_message(text="Нашёл счёт в спаме"))
+
+    message = replies.send_reply(ticket, actor=alice, text="Хорошо", seen_message_id=seen, confirmed=True)
+
+    assert message.delivery_status == DeliveryStatus.QUEUED
 
 
 def test_reply_to_a_closed_ticket_is_refused_and_stores_nothing(ticket, alice):

@@ -228,6 +228,34 @@ def test_a_customer_message_with_script_payloads_renders_inert(web_server, brows
 
 
 @pytest.mark.parametrize("language", ["en", "ru"])
+def test_a_reply_after_a_customer_message_arrived_asks_for_confirmation_and_keeps_the_draft(
+    web_server, browser, anna, ivan, language
+):
+    ticket = inbound.receive(inbound_message(subject="Не пришёл счёт за март")).ticket
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, locale=language)
+    page = context.new_page()
+    sign_in(page, web_server, "anna")
+    page.goto(f"{web_server}/tickets/{ticket.pk}/")
+    page.fill("#composer-text", "Отправили счёт повторно.")
+
+    inbound.receive(inbound_message(subject="Re: Не пришёл счёт за март", text="Нашёл счёт в спаме!"))
+    page.keyboard.press("Control+Enter")
+
+    page.locator("[data-arrived]").get_by_text("Нашёл счёт в спаме").wait_for(timeout=30_000)
+    assert page.input_value("#composer-text") == "Отправили счёт повторно."
+    assert not Message.objects.filter(ticket=ticket, direction="out").exists()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=SCREENSHOTS / f"stale-reply-{language}-1280.png", full_page=True)
+
+    page.click("[data-send-anyway]")
+
+    page.locator(".entry.outbound").get_by_text("Отправили счёт повторно.").wait_for(timeout=30_000)
+    assert page.locator("[data-arrived]").count() == 0
+    assert Message.objects.get(ticket=ticket, direction="out").author == anna
+    context.close()
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
 def test_screenshots_of_sign_in_list_and_ticket_at_desktop_and_phone_width(
     web_server, browser, anna, ivan, olga_supervisor, language
 ):

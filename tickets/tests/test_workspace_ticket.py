@@ -101,6 +101,53 @@ def test_reply_to_a_closed_ticket_is_refused_with_the_reason_and_the_draft_kept(
     assert not Message.objects.filter(ticket=ticket, direction="out").exists()
 
 
+def test_reply_after_a_new_customer_message_comes_back_for_confirmation_with_the_draft_kept(
+    client, alice, ticket
+):
+    client.force_login(alice)
+    seen = Message.objects.get(ticket=ticket).pk
+    assert f'name="seen_message_id" value="{seen}"' in page_of(client, ticket)
+    arrived = inbound.receive(inbound_message(text="Нашёл счёт в спаме, спасибо!")).message
+
+    response = client.post(
+        reverse("ticket-compose", args=[ticket.pk]),
+        {"mode": "reply", "text": "Отправили счёт ещё раз", "seen_message_id": seen},
+        **HTMX,
+    )
+
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert "Отправили счёт ещё раз" in page  # the draft survives
+    arrived_list = page.split("data-arrived>")[1].split("</ol>")[0]
+    assert "Нашёл счёт в спаме" in arrived_list
+    assert 'name="confirm" value="1"' in page and "Send anyway" in page
+    assert f'name="seen_message_id" value="{arrived.pk}"' in page
+    assert not Message.objects.filter(ticket=ticket, direction="out").exists()
+
+    client.post(
+        reverse("ticket-compose", args=[ticket.pk]),
+        {"mode": "reply", "text": "Отправили счёт ещё раз", "seen_message_id": seen, "confirm": "1"},
+        **HTMX,
+    )
+
+    assert Message.objects.get(ticket=ticket, direction="out").body_text == "Отправили счёт ещё раз"
+
+
+def test_a_note_is_added_whatever_arrived_since_the_page_loaded(client, alice, ticket):
+    client.force_login(alice)
+    seen = Message.objects.get(ticket=ticket).pk
+    inbound.receive(inbound_message(text="Нашёл счёт в спаме"))
+
+    response = client.post(
+        reverse("ticket-compose", args=[ticket.pk]),
+        {"mode": "note", "text": "Проверить тариф", "seen_message_id": seen},
+        **HTMX,
+    )
+
+    assert response.status_code == 200
+    assert Message.objects.filter(ticket=ticket, kind=MessageKind.INTERNAL_NOTE).exists()
+
+
 def test_side_panel_changes_fields_through_the_lifecycle_service(client, alice, billing, ticket):
     client.force_login(alice)
 

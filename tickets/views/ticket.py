@@ -11,12 +11,13 @@ from django import forms
 from django.db.models import prefetch_related_objects
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST, require_safe
 
 from tickets import lifecycle, replies, selectors
-from tickets.exceptions import DomainError
+from tickets.exceptions import DomainError, StaleReply
 from tickets.forms import ComposerForm, TicketFieldsForm
-from tickets.models import Ticket
+from tickets.models import Message, Ticket
 from tickets.views.access import agent_required
 from tickets.views.inbox import rail
 from tickets.views.timeline import timeline_entries
@@ -39,8 +40,14 @@ def compose(request: HttpRequest, ticket_id: int) -> HttpResponse:
             if form.cleaned_data["mode"] == ComposerForm.NOTE:
                 replies.add_note(ticket, actor=request.user, text=form.cleaned_data["text"])
             else:
-                status = form.cleaned_data["then_status"] or None
-                replies.send_reply(ticket, actor=request.user, text=form.cleaned_data["text"], status=status)
+                replies.send_reply(
+                    ticket,
+                    actor=request.user,
+                    text=form.cleaned_data["text"],
+                    status=form.cleaned_data["then_status"] or None,
+                    seen_message_id=form.cleaned_data["seen_message_id"],
+                    confirmed=form.cleaned_data["confirm"],
+                )
     return _answer(request, ticket, composer=form)
 
 
@@ -68,6 +75,10 @@ def _domain_errors(form: forms.Form) -> Iterator[None]:
     """A service's refusal (a closed ticket, a status it cannot take) becomes the form's error, 409 or 400."""
     try:
         yield
+    except StaleReply as error:
+        form.add_error(None, _("New messages arrived while you were writing. Read them, then send anyway."))
+        form.arrived_ids = error.details["arrived"]
+        form.domain_status = error.http_status
     except DomainError as error:
         form.add_error(None, str(error))
         form.domain_status = error.http_status
@@ -113,8 +124,19 @@ def _ticket_region(
         ),
         "entries": timeline_entries(ticket),
         "composer": composer if keep else ComposerForm(),
+        # The composer tells the server which message was newest when the agent started reading.
+        "newest_message_id": ticket.messages.order_by("-pk").values_list("pk", flat=True).first(),
+        "arrived": _arrived(ticket, composer),
         "fields": fields if fields is not None and fields.errors else TicketFieldsForm(ticket=ticket),
     }
     if template == "workspace/ticket.html":  # the whole page: the left rail too
         context["rail"] = rail(request.user, query={})
     return render(request, template, context, status=status)
+
+
+def _arrived(ticket: Ticket, composer: ComposerForm | None) -> list[Message]:
+    """The messages a stale reply was refused for, shown above the kept draft."""
+    ids = getattr(composer, "arrived_ids", None)
+    if not ids:
+        return []
+    return list(ticket.messages.filter(pk__in=ids).select_related("author", "customer").order_by("pk"))
