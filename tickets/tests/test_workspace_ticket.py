@@ -133,6 +133,21 @@ def test_reply_after_a_new_customer_message_comes_back_for_confirmation_with_the
     assert Message.objects.get(ticket=ticket, direction="out").body_text == "Отправили счёт ещё раз"
 
 
+def test_send_anyway_keeps_the_status_the_refused_reply_asked_for(client, alice, ticket):
+    client.force_login(alice)
+    seen = Message.objects.get(ticket=ticket).pk
+    inbound.receive(inbound_message(text="И ещё вопрос по договору"))
+    reply = {"mode": "reply", "text": "Ждём ваш ответ", "seen_message_id": seen, "then_status": "pending"}
+
+    refused = client.post(reverse("ticket-compose", args=[ticket.pk]), reply, **HTMX)
+
+    assert refused.status_code == 409
+    assert '<input type="hidden" name="then_status" value="pending">' in refused.content.decode()
+    client.post(reverse("ticket-compose", args=[ticket.pk]), {**reply, "confirm": "1"}, **HTMX)
+    ticket.refresh_from_db()
+    assert ticket.status == "pending"
+
+
 def test_a_note_is_added_whatever_arrived_since_the_page_loaded(client, alice, ticket):
     client.force_login(alice)
     seen = Message.objects.get(ticket=ticket).pk
