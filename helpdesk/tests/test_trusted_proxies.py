@@ -59,30 +59,32 @@ def test_trusted_proxies_may_be_networks(settings):
     assert client_address(request) == "198.51.100.1"
 
 
-def gunicorn_forwarded_allow_ips(**env: str) -> str:
-    """gunicorn's own resolved configuration for the production web command."""
-    environment = {key: value for key, value in os.environ.items() if key not in {"TRUSTED_PROXIES"}}
-    result = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "helpdesk.wsgi:application",
-            "--config",
-            "helpdesk/gunicorn.conf.py",
-            "--print-config",
-        ],
+def _run_without_trusted_proxies(command: list[str], **env: str) -> subprocess.CompletedProcess:
+    """Run a command of the project with only the TRUSTED_PROXIES given here (none: the default)."""
+    environment = {key: value for key, value in os.environ.items() if key != "TRUSTED_PROXIES"}
+    return subprocess.run(
+        command,
         cwd=REPO,
         env={**environment, "DJANGO_SETTINGS_MODULE": "helpdesk.settings_test", **env},
         capture_output=True,
         text=True,
         timeout=120,
     )
+
+
+def gunicorn_forwarded_allow_ips(**env: str) -> str:
+    """gunicorn's own resolved configuration for the production web command."""
+    gunicorn = str(Path(sys.executable).parent / "gunicorn")
+    result = _run_without_trusted_proxies(
+        [gunicorn, "helpdesk.wsgi:application", "--config", "helpdesk/gunicorn.conf.py", "--print-config"],
+        **env,
+    )
     assert result.returncode == 0, result.stderr
     return next(line for line in result.stdout.splitlines() if line.startswith("forwarded_allow_ips"))
 
 
 def django_trusted_proxies(**env: str) -> subprocess.CompletedProcess:
-    environment = {key: value for key, value in os.environ.items() if key not in {"TRUSTED_PROXIES"}}
-    return subprocess.run(
+    return _run_without_trusted_proxies(
         [
             sys.executable,
             "manage.py",
@@ -90,11 +92,7 @@ def django_trusted_proxies(**env: str) -> subprocess.CompletedProcess:
             "-c",
             "from django.conf import settings; print(settings.TRUSTED_PROXIES)",
         ],
-        cwd=REPO,
-        env={**environment, "DJANGO_SETTINGS_MODULE": "helpdesk.settings_test", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
+        **env,
     )
 
 
